@@ -1,0 +1,96 @@
+"""How far one level of theory sits from another on the same geometries (e.g. B3LYP vs CCSD(T)).
+
+Absolute energies of different methods differ by a constant that does not matter for dynamics, so energy
+errors are compared after removing the mean offset (relative energies). Forces are compared directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .labelling import level_energy, level_forces
+from .levels import Level, get_level
+
+__all__ = ["LevelComparison", "compare_levels", "plot_level_comparison"]
+
+
+@dataclass
+class LevelComparison:
+    """Errors of ``level`` against ``reference`` on the same geometries.
+
+    Attributes:
+        level: The level being judged, e.g. "B3LYP/cc-pVDZ".
+        reference: The reference level, e.g. "CCSD(T)/cc-pVDZ".
+        offset: Mean energy difference level − reference, eV (removed from ``energy_errors``).
+        energy_errors: (n,) relative-energy errors, eV.
+        force_errors: (n, n_atoms, 3) force errors, eV/Å (all structures must have equal size).
+        symbols: (n_atoms,) element symbols.
+    """
+
+    level: str
+    reference: str
+    offset: float
+    energy_errors: np.ndarray
+    force_errors: np.ndarray
+    symbols: list[str]
+
+    @property
+    def energy_mae_meV(self) -> float:
+        """Relative-energy MAE, meV."""
+        return 1e3 * float(np.abs(self.energy_errors).mean())
+
+    @property
+    def force_mae_meV_per_A(self) -> float:
+        """Force-component MAE, meV/Å."""
+        return 1e3 * float(np.abs(self.force_errors).mean())
+
+    def force_mae_by_element(self) -> dict[str, float]:
+        """Force-component MAE per element, meV/Å."""
+        sym = np.array(self.symbols)
+        return {s: 1e3 * float(np.abs(self.force_errors[:, sym == s]).mean()) for s in dict.fromkeys(self.symbols)}
+
+    def per_atom_force_error(self) -> np.ndarray:
+        """|ΔF| per atom averaged over structures, (n_atoms,) eV/Å (for colouring a 3D view)."""
+        return np.linalg.norm(self.force_errors, axis=-1).mean(axis=0)
+
+
+def compare_levels(images, level: str | Level, reference: str | Level = "CCSD(T)/cc-pVDZ") -> LevelComparison:
+    """Compare ``level`` against ``reference`` on structures labelled at both.
+
+    Raises:
+        KeyError: if some structure lacks one of the levels.
+        ValueError: if the structures do not all have the same atoms.
+    """
+    lv, ref = get_level(level), get_level(reference)
+    symbols = images[0].get_chemical_symbols()
+    if any(a.get_chemical_symbols() != symbols for a in images):
+        raise ValueError("compare_levels needs structures with the same atoms in the same order.")
+    de = level_energy(images, lv) - level_energy(images, ref)
+    df = np.stack(level_forces(images, lv)) - np.stack(level_forces(images, ref))
+    return LevelComparison(lv.name, ref.name, float(de.mean()), de - de.mean(), df, symbols)
+
+
+def plot_level_comparison(comparison: LevelComparison, axes=None):
+    """Histograms of relative-energy errors (meV) and force-component errors (meV/Å).
+
+    Returns:
+        The two axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    c = comparison
+    axes[0].hist(1e3 * c.energy_errors, bins=30, color="tab:blue", alpha=0.8)
+    axes[0].set_xlabel(f"E[{c.level}] − E[{c.reference}] − offset (meV)")
+    axes[0].set_ylabel("structures")
+    axes[0].set_title(f"relative energy: MAE {c.energy_mae_meV:.1f} meV", fontsize=9)
+    sym = np.array(c.symbols)
+    for s in dict.fromkeys(c.symbols):
+        axes[1].hist(1e3 * c.force_errors[:, sym == s].ravel(), bins=40, alpha=0.6, label=s)
+    axes[1].set_xlabel("force component error (meV/Å)")
+    axes[1].set_title(f"forces: MAE {c.force_mae_meV_per_A:.0f} meV/Å", fontsize=9)
+    axes[1].legend(title="element")
+    return axes

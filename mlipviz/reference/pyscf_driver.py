@@ -1,0 +1,185 @@
+"""Run PySCF for one structure at one level of theory: energy and analytic forces.
+
+This is the only module that talks to PySCF's solvers. It returns plain numbers in eV and eV/Å; see
+:mod:`mlipviz.reference.labelling` for provenance and :mod:`mlipviz.reference.calculator` for the ASE
+calculator.
+
+References:
+    Sun et al., J. Chem. Phys. 153, 024109 (2020), doi:10.1063/5.0006074 (PySCF).
+    Scuseria, J. Chem. Phys. 94, 442 (1991), doi:10.1063/1.460359 (analytic CCSD(T) gradients).
+    Lee, Taylor, Int. J. Quantum Chem. 36 (S23), 199 (1989), doi:10.1002/qua.560360824 (T1 diagnostic).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms, units
+
+from .levels import Level, check_basis, get_level
+from .validate import check_atoms, resolve_spin
+
+__all__ = ["PySCFResult", "run_pyscf", "UntrustedGradientError"]
+
+#: SCF energy convergence, Ha. Tight, because forces are checked against finite differences.
+SCF_CONV_TOL = 1e-10
+#: CC energy convergence, Ha.
+CC_CONV_TOL = 1e-9
+
+
+class UntrustedGradientError(ValueError):
+    """PySCF has no trustworthy analytic gradient for this level (see the message for the reason)."""
+
+
+@dataclass
+class PySCFResult:
+    """One single-point result.
+
+    Attributes:
+        energy: Total energy, eV.
+        forces: (n_atoms, 3) forces, eV/Å; ``None`` when forces were not requested.
+        converged: True when the SCF and every correlated step (CC amplitudes, (T) lambda) converged.
+        wall_time: Wall time, s.
+        t1_diagnostic: T1 diagnostic for CC levels, otherwise ``None``.
+        details: Per-step convergence flags and iteration counts.
+    """
+
+    energy: float
+    forces: np.ndarray | None
+    converged: bool
+    wall_time: float
+    t1_diagnostic: float | None = None
+    details: dict = field(default_factory=dict)
+
+
+def build_mole(atoms: Atoms, level: Level, verbose: int = 0):
+    """A PySCF ``Mole`` for ``atoms`` (positions in Å) at ``level``, after validating both."""
+    from pyscf import gto
+
+    check_atoms(atoms)
+    spin = resolve_spin(atoms, level)
+    check_basis(level.basis, atoms.get_chemical_symbols())
+    return gto.M(
+        atom=[(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.get_positions())],
+        unit="Angstrom",
+        basis=level.basis,
+        charge=level.charge,
+        spin=spin,
+        verbose=verbose,
+    )
+
+
+def check_gradient_trusted(level: Level, spin: int) -> None:
+    """Refuse levels whose PySCF analytic gradient is known to be wrong.
+
+    Raises:
+        UntrustedGradientError: for open-shell CCSD(T) (UCCSD(T) gradients are off by up to 4e-4 Ha/Bohr,
+            pyscf issue 3305).
+    """
+    if spin and not level.spec.open_shell_gradient:
+        raise UntrustedGradientError(
+            f"{level.name} with spin={spin} needs UCCSD(T) gradients, which PySCF gets wrong "
+            "(pyscf issue 3305). Use energies only (forces=False) or a closed-shell system."
+        )
+
+
+def _mean_field(mol, level: Level):
+    from pyscf import dft, scf
+
+    restricted = mol.spin == 0
+    if level.spec.kind == "dft":
+        mf = dft.RKS(mol) if restricted else dft.UKS(mol)
+        mf.xc = level.spec.xc
+    else:
+        mf = scf.RHF(mol) if restricted else scf.UHF(mol)
+    mf.conv_tol = SCF_CONV_TOL
+    return mf
+
+
+def run_pyscf(atoms: Atoms, level: str | Level, forces: bool = True, verbose: int = 0) -> PySCFResult:
+    """Energy and (optionally) analytic forces of ``atoms`` at ``level``.
+
+    Args:
+        atoms: Structure, positions in Å. Checked for unknown elements, NaNs and overlapping atoms.
+        level: Level of theory, e.g. "CCSD(T)/cc-pVDZ" or a :class:`Level`.
+        forces: Compute analytic forces too.
+        verbose: PySCF verbosity (0 silent, 4 chatty).
+
+    Returns:
+        A :class:`PySCFResult` with energy in eV and forces in eV/Å.
+
+    Raises:
+        ValueError: for bad structures, unknown levels or bases, impossible charge/spin.
+        UntrustedGradientError: when forces are requested at a level whose PySCF gradient is known wrong.
+    """
+    from pyscf import cc, mp
+
+    level = get_level(level)
+    mol = build_mole(atoms, level, verbose=verbose)
+    if forces:
+        check_gradient_trusted(level, mol.spin)
+    kind = level.spec.kind
+    details: dict = {}
+    t0 = time.perf_counter()
+
+    mf = _mean_field(mol, level)
+    mf.kernel()
+    details["scf_converged"] = bool(mf.converged)
+    details["scf_cycles"] = int(getattr(mf, "cycles", -1))
+    frozen = None
+    if level.frozen_core and level.spec.correlated:
+        from pyscf.data.elements import chemcore
+
+        frozen = chemcore(mol) or None
+
+    t1_diag = None
+    if kind in ("hf", "dft"):
+        energy, solver = mf.e_tot, mf
+    elif kind == "mp2":
+        solver = mp.MP2(mf, frozen=frozen)
+        solver.kernel()
+        energy = solver.e_tot
+    else:
+        solver = cc.CCSD(mf, frozen=frozen)
+        solver.conv_tol = CC_CONV_TOL
+        solver.kernel()
+        details["cc_converged"] = bool(solver.converged)
+        energy = solver.e_tot
+        if mol.spin == 0:
+            t1_diag = float(solver.get_t1_diagnostic())
+    grad = None
+    if kind == "ccsd_t":
+        from pyscf.cc import ccsd_t_lambda
+        from pyscf.grad import ccsd_t as ccsd_t_grad
+
+        eris = solver.ao2mo()
+        e_t = solver.ccsd_t(eris=eris)
+        energy = solver.e_tot + e_t
+        if forces:
+            # The (T) gradient needs the (T)-corrected lambda amplitudes, not plain CCSD lambdas.
+            lam_conv, l1, l2 = ccsd_t_lambda.kernel(solver, eris, solver.t1, solver.t2, verbose=verbose)
+            details["lambda_converged"] = bool(lam_conv)
+            grad = ccsd_t_grad.Gradients(solver).kernel(solver.t1, solver.t2, l1, l2, eris=eris)
+    elif forces:
+        grad_method = solver.nuc_grad_method()
+        if kind == "dft":
+            # Include the derivative of the integration-grid weights, so the gradient is that of the
+            # energy actually computed (finite differences agree to ~1e-6 Ha/Bohr instead of ~1e-4).
+            grad_method.grid_response = True
+        grad = grad_method.kernel()
+        if kind in ("ccsd",):
+            details["lambda_converged"] = bool(getattr(solver, "converged_lambda", True))
+
+    wall = time.perf_counter() - t0
+    converged = all(v for k, v in details.items() if k.endswith("converged"))
+    f = None if grad is None else -np.asarray(grad) * (units.Hartree / units.Bohr)
+    return PySCFResult(
+        energy=float(energy) * units.Hartree,
+        forces=f,
+        converged=converged,
+        wall_time=wall,
+        t1_diagnostic=t1_diag,
+        details=details,
+    )
