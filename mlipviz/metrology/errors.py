@@ -1,0 +1,129 @@
+"""Accuracy with uncertainty: MAE and RMSE with bootstrap confidence intervals.
+
+Errors within one structure are correlated (its forces share one geometry), so the bootstrap resamples
+*structures*, not force components.
+
+References:
+    Efron, Tibshirani, An Introduction to the Bootstrap (Chapman & Hall, 1993), ch. 13 (percentile interval).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ErrorStat", "error_stats", "predict", "evaluate"]
+
+
+@dataclass
+class ErrorStat:
+    """An error metric with its bootstrap confidence interval.
+
+    Attributes:
+        name: "MAE" or "RMSE".
+        value: Point estimate on the full sample.
+        low: Lower bound of the confidence interval.
+        high: Upper bound.
+        confidence: Confidence level, e.g. 0.95.
+        unit: Unit string, e.g. "meV/Å".
+        n: Number of structures.
+    """
+
+    name: str
+    value: float
+    low: float
+    high: float
+    confidence: float
+    unit: str
+    n: int
+
+    def __str__(self) -> str:
+        pct = int(round(100 * self.confidence))
+        return f"{self.name} = {self.value:.3g} {self.unit} [{pct}% CI {self.low:.3g}, {self.high:.3g}] (n={self.n})"
+
+
+def _per_structure_errors(pred, ref) -> list[np.ndarray]:
+    if len(pred) != len(ref):
+        raise ValueError(f"pred has {len(pred)} structures but ref has {len(ref)}.")
+    out = []
+    for i, (p, r) in enumerate(zip(pred, ref)):
+        p, r = np.asarray(p, dtype=float), np.asarray(r, dtype=float)
+        if p.shape != r.shape:
+            raise ValueError(f"structure {i}: prediction shape {p.shape} differs from reference shape {r.shape}.")
+        out.append((p - r).ravel())
+    return out
+
+
+def error_stats(
+    pred,
+    ref,
+    unit: str = "",
+    scale: float = 1.0,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, ErrorStat]:
+    """MAE and RMSE with percentile-bootstrap confidence intervals over structures.
+
+    Args:
+        pred: Predictions: a 1-D array (one value per structure, e.g. energies) or a list of per-structure
+            arrays (e.g. (n_atoms, 3) forces).
+        ref: Reference values, same shapes.
+        unit: Unit of the scaled values, for display.
+        scale: Multiply errors by this first (e.g. 1000 for eV → meV).
+        n_boot: Bootstrap resamples.
+        confidence: Confidence level of the interval.
+        seed: Random seed of the resampling.
+
+    Returns:
+        ``{"MAE": ErrorStat, "RMSE": ErrorStat}``.
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}.")
+    errs = _per_structure_errors(pred, ref)
+    n = len(errs)
+    if n < 2:
+        raise ValueError(f"Need at least 2 structures for a confidence interval, got {n}.")
+    abs_sum = np.array([np.abs(e).sum() for e in errs]) * scale
+    sq_sum = np.array([(e**2).sum() for e in errs]) * scale**2
+    count = np.array([e.size for e in errs], dtype=float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    cnt = count[idx].sum(axis=1)
+    mae_b = abs_sum[idx].sum(axis=1) / cnt
+    rmse_b = np.sqrt(sq_sum[idx].sum(axis=1) / cnt)
+    a = (1 - confidence) / 2
+    mae = abs_sum.sum() / count.sum()
+    rmse = np.sqrt(sq_sum.sum() / count.sum())
+    return {
+        "MAE": ErrorStat("MAE", mae, *np.quantile(mae_b, [a, 1 - a]), confidence, unit, n),
+        "RMSE": ErrorStat("RMSE", rmse, *np.quantile(rmse_b, [a, 1 - a]), confidence, unit, n),
+    }
+
+
+def predict(calculator, images) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Energies (eV) and forces (eV/Å) of ``images`` from an ASE calculator."""
+    energies, forces = [], []
+    for a in images:
+        b = a.copy()
+        b.calc = calculator
+        energies.append(b.get_potential_energy())
+        forces.append(b.get_forces().copy())
+    return np.array(energies), forces
+
+
+def evaluate(calculator, images, level: str, **kwargs) -> dict[str, dict[str, ErrorStat]]:
+    """Energy (meV) and force (meV/Å) errors of a calculator against ``level`` labels on ``images``.
+
+    Returns:
+        ``{"energy": {"MAE", "RMSE"}, "forces": {"MAE", "RMSE"}}`` of :class:`ErrorStat`.
+    """
+    from ..reference import level_energy, level_forces
+
+    e_ref, f_ref = level_energy(images, level), level_forces(images, level)
+    e_pred, f_pred = predict(calculator, images)
+    return {
+        "energy": error_stats(e_pred, e_ref, unit="meV", scale=1e3, **kwargs),
+        "forces": error_stats(f_pred, f_ref, unit="meV/Å", scale=1e3, **kwargs),
+    }
