@@ -155,6 +155,11 @@ def load_model(directory: str | Path, device: str | torch.device = "auto") -> tu
     dev = resolve_device(device)
     model = build_model(config)
     state = torch.load(directory / MODEL_FILE, map_location="cpu", weights_only=True)
+    expected = model.state_dict()
+    for name, value in state.items():
+        # Statistics set from the data module (e.g. AddOffsets.mean) may be 0-d where a fresh module has (1,).
+        if name in expected and value.shape != expected[name].shape and value.numel() == expected[name].numel():
+            state[name] = value.reshape(expected[name].shape)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

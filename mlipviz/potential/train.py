@@ -12,6 +12,7 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import time
@@ -145,7 +146,7 @@ def train_potential(
         raise ValueError(f"Need at least 3 labelled structures to split into train/val/test, got {len(images)}.")
     config = copy.deepcopy(config) if config is not None else ModelConfig()
     dev = resolve_device(device)
-    workdir = Path(workdir)
+    workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(seed, verbose=False)
 
@@ -174,8 +175,9 @@ def train_potential(
         num_workers=0,
         pin_memory=dev.type == "cuda",
     )
-    dm.prepare_data()
-    dm.setup()
+    with contextlib.chdir(workdir):  # SchNetPack writes its "splitting.lock" into the working directory
+        dm.prepare_data()
+        dm.setup()
 
     model = build_model(config)
     outputs = [
@@ -212,7 +214,8 @@ def train_potential(
         inference_mode=False,  # forces need autograd during validation
     )
     t0 = time.perf_counter()
-    trainer.fit(task, datamodule=dm)
+    with contextlib.chdir(workdir):
+        trainer.fit(task, datamodule=dm)
     wall = time.perf_counter() - t0
     if keep.state is not None:
         model.load_state_dict(keep.state)
