@@ -13,7 +13,7 @@ import io
 import numpy as np
 from ase import Atoms
 
-__all__ = ["scale_to_bfactor", "colour_legend", "view_structure"]
+__all__ = ["scale_to_bfactor", "colour_legend", "face_camera", "view_structure"]
 
 #: NGL colour scale name; matplotlib knows the same ColorBrewer map, so the legend matches the view.
 COLOR_SCALE = "RdYlBu"
@@ -52,13 +52,13 @@ def scale_to_bfactor(values, symmetric: bool | None = None) -> tuple[np.ndarray,
     return scaled, (low, high)
 
 
-def colour_legend(low: float, high: float, label: str, unit: str, width: float = 4.0) -> bytes:
+def colour_legend(low: float, high: float, label: str, unit: str, width: float = 4.5) -> bytes:
     """A horizontal matplotlib colour bar from ``low`` to ``high`` as PNG bytes."""
     import matplotlib.pyplot as plt
     from matplotlib.colors import Normalize
 
-    fig, ax = plt.subplots(figsize=(width, 0.55), dpi=100)
-    fig.subplots_adjust(left=0.05, right=0.95, bottom=0.55, top=0.95)
+    fig, ax = plt.subplots(figsize=(width, 0.9), dpi=100)
+    fig.subplots_adjust(left=0.04, right=0.96, bottom=0.62, top=0.92)
     sm = plt.cm.ScalarMappable(norm=Normalize(low, high), cmap=COLOR_SCALE)
     cb = fig.colorbar(sm, cax=ax, orientation="horizontal")
     cb.set_label(f"{label} ({unit})" if unit else label, fontsize=8)
@@ -67,6 +67,25 @@ def colour_legend(low: float, high: float, label: str, unit: str, width: float =
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
+
+
+def face_camera(frames: list[Atoms]) -> list[Atoms]:
+    """Copies of ``frames`` rotated so that the first frame's widest plane faces the viewer.
+
+    The principal axes of the first frame (largest extent first) are mapped onto x, y, z; NGL looks down z,
+    so a planar molecule such as water is seen face-on rather than edge-on. One rotation for all frames.
+    """
+    pos = frames[0].get_positions()
+    centre = pos.mean(axis=0)
+    _, _, vt = np.linalg.svd(pos - centre)
+    if np.linalg.det(vt) < 0:
+        vt[2] *= -1
+    out = []
+    for f in frames:
+        g = f.copy()
+        g.positions = (f.get_positions() - centre) @ vt.T
+        out.append(g)
+    return out
 
 
 def view_structure(
@@ -98,7 +117,8 @@ def view_structure(
     frames = [structure] if isinstance(structure, Atoms) else list(structure)
     if not frames:
         raise ValueError("structure is an empty trajectory.")
-    first = frames[0].copy()
+    frames = face_camera(frames)
+    first = frames[0]
     children = []
     if values is not None:
         scaled, (low, high) = scale_to_bfactor(values, symmetric)
@@ -118,9 +138,12 @@ def view_structure(
             view.add_representation(
                 "label", labelType="text", labelText=[f"{v:.3g}" for v in np.asarray(values, float)],
                 color="black", zOffset=2.0, attachment="middle-center",
+                showBackground=True, backgroundColor="white", backgroundOpacity=0.7,
             )
-        children.append(widgets.Image(value=colour_legend(low, high, label, unit), format="png"))
+        legend = colour_legend(low, high, label, unit)
+        children.append(widgets.Image(value=legend, format="png", layout=widgets.Layout(width="450px")))
     view.camera = "orthographic"
+    view.center()  # fit the view to the structure now that the representations are set
     box = widgets.VBox([view, *children])
     box.view = view
     return box

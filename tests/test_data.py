@@ -1,0 +1,57 @@
+"""mlipviz.data: structure files, atomic writes, and the embedded dataset and model."""
+
+import numpy as np
+import pytest
+import torch
+
+from mlipviz import keys
+from mlipviz.data import load_images, write_images
+from mlipviz.reference import get_level, level_energy, level_forces
+
+
+def test_malformed_xyz_is_named(tmp_path):
+    f = tmp_path / "m.xyz"
+    f.write_text("three\n\nO 0 0 0\n")
+    with pytest.raises(ValueError, match="line 1 should hold an atom count"):
+        load_images(f)
+    f.write_text("3\n\nO 0 0 0\nH 0 0 1\n")
+    with pytest.raises(ValueError, match="announces 3 atoms"):
+        load_images(f)
+    with pytest.raises(FileNotFoundError):
+        load_images(tmp_path / "nothing.xyz")
+
+
+def test_append_keeps_earlier_frames(tmp_path, water_reference):
+    path = tmp_path / "a.extxyz"
+    for k in range(3):
+        a = water_reference.copy()
+        a.info["k"] = k
+        write_images(path, a, append=True)
+    assert [a.info["k"] for a in load_images(path)] == [0, 1, 2]
+    assert not path.with_name("a.extxyz.tmp").exists()
+
+
+def test_embedded_dataset_is_complete(embedded_water):
+    cc, dft = get_level("CCSD(T)/cc-pVDZ"), get_level("B3LYP/cc-pVDZ")
+    assert len(embedded_water) >= 200
+    e_cc, e_dft = level_energy(embedded_water, cc), level_energy(embedded_water, dft)
+    assert np.all(np.isfinite(e_cc)) and len(level_forces(embedded_water, dft)) == len(embedded_water)
+    assert all(a.info[keys.provenance_key(cc.slug, keys.CONVERGED)] for a in embedded_water)
+    # CCSD(T) and B3LYP disagree on relative energies by meV, not eV: same potential-energy surface
+    rel = (e_cc - e_cc.mean()) - (e_dft - e_dft.mean())
+    assert 1e-3 < np.abs(rel).mean() < 0.1
+
+
+def test_embedded_model_is_weights_only_and_accurate(embedded_model_dir, embedded_water):
+    """The shipped model reproduces CCSD(T) on its held-out split (structures it never trained on)."""
+    from mlipviz.metrology import evaluate
+    from mlipviz.potential import MLIPCalculator, load_model
+
+    state = torch.load(embedded_model_dir / "model.pt", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    model, config = load_model(embedded_model_dir, device="cpu")
+    test = [embedded_water[i] for i in config.metadata["split"]["test"]]
+    assert len(test) >= 20
+    stats = evaluate(MLIPCalculator(model, config, device="cpu"), test, "CCSD(T)/cc-pVDZ")
+    assert stats["forces"]["MAE"].value < 60  # meV/Å
+    assert stats["energy"]["MAE"].value < 15  # meV
