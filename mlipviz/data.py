@@ -15,7 +15,7 @@ from ase import Atoms
 
 from .reference.validate import check_atoms, check_symbols
 
-__all__ = ["DATA_DIR", "load_images", "write_images", "water_dataset_path", "water_model_dir"]
+__all__ = ["DATA_DIR", "load_images", "write_images", "write_spk_database", "water_dataset_path", "water_model_dir"]
 
 #: Embedded data shipped with the repository (override with the MLIPVIZ_DATA environment variable).
 DATA_DIR = Path(os.environ.get("MLIPVIZ_DATA", Path(__file__).resolve().parents[1] / "data"))
@@ -99,4 +99,50 @@ def write_images(path: str | Path, images: list[Atoms] | Atoms, append: bool = F
         fh.write(old)
     ase.io.write(tmp, images, format="extxyz", append=True)
     os.replace(tmp, path)
+    return path
+
+
+def write_spk_database(images: list[Atoms], path: str | Path, levels) -> Path:
+    """Write labelled structures as a SchNetPack ``ASEAtomsData`` database, several levels side by side.
+
+    Each level becomes two properties, ``energy_<slug>`` (eV) and ``forces_<slug>`` (eV/Å), e.g.
+    ``energy_ccsdt_ccpvdz``; energy-only levels get no forces property.
+
+    Args:
+        images: Structures labelled at every level (see :mod:`mlipviz.reference.labelling`).
+        path: New ``.db`` file; an existing file is refused, so no database is ever overwritten.
+        levels: Level names or :class:`~mlipviz.reference.levels.Level` objects.
+
+    Raises:
+        FileExistsError: if ``path`` exists.
+        KeyError: naming the first structure that lacks a level.
+    """
+    import numpy as np
+    import schnetpack as spk
+
+    from . import keys
+    from .reference.levels import get_level
+
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists; choose a new file (databases are never overwritten).")
+    slugs = [get_level(lv).slug for lv in ([levels] if isinstance(levels, str) else levels)]
+    with_forces = {s: all(keys.forces_key(s) in a.arrays for a in images) for s in slugs}
+    units = {}
+    for s in slugs:
+        units[keys.energy_key(s)] = "eV"
+        if with_forces[s]:
+            units[keys.forces_key(s)] = "eV/Ang"
+    props = []
+    for i, a in enumerate(images):
+        p = {}
+        for s in slugs:
+            if keys.energy_key(s) not in a.info:
+                raise KeyError(f"structure {i} has no {keys.energy_key(s)!r}.")
+            p[keys.energy_key(s)] = np.array([a.info[keys.energy_key(s)]], dtype=float)
+            if with_forces[s]:
+                p[keys.forces_key(s)] = np.asarray(a.arrays[keys.forces_key(s)], dtype=float)
+        props.append(p)
+    db = spk.data.ASEAtomsData.create(str(path), distance_unit="Ang", property_unit_dict=units)
+    db.add_systems(props, [Atoms(a.numbers, a.positions) for a in images])
     return path

@@ -9,7 +9,9 @@ Typical use::
 """
 
 from .calculator import PySCFCalculator
-from .compare import LevelComparison, compare_levels, plot_level_comparison
+from .catalogue import get_system, system_names
+from .compare import LevelComparison, compare_levels, errors_by_stretch, plot_level_comparison, relative_energy_errors
+from .samplers import distance_scan, md_sample, orientation_samples, rattle_sample
 from .labelling import label, label_many, level_energy, level_forces
 from .levels import METHODS, Level, get_level, known_methods
 from .pyscf_driver import PySCFResult, UntrustedGradientError, run_pyscf
@@ -20,6 +22,14 @@ __all__ = [
     "METHODS",
     "LevelComparison",
     "compare_levels",
+    "distance_scan",
+    "errors_by_stretch",
+    "get_system",
+    "md_sample",
+    "orientation_samples",
+    "rattle_sample",
+    "relative_energy_errors",
+    "system_names",
     "plot_level_comparison",
     "Level",
     "NormalModes",

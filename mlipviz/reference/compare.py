@@ -13,7 +13,7 @@ import numpy as np
 from .labelling import level_energy, level_forces
 from .levels import Level, get_level
 
-__all__ = ["LevelComparison", "compare_levels", "plot_level_comparison"]
+__all__ = ["LevelComparison", "compare_levels", "errors_by_stretch", "relative_energy_errors", "plot_level_comparison"]
 
 
 @dataclass
@@ -94,3 +94,44 @@ def plot_level_comparison(comparison: LevelComparison, axes=None):
     axes[1].set_title(f"forces: MAE {c.force_mae_meV_per_A:.0f} meV/Å", fontsize=9)
     axes[1].legend(title="element")
     return axes
+
+
+def errors_by_stretch(comparison: LevelComparison, images, n_bins: int = 4) -> dict[str, np.ndarray]:
+    """Errors per geometry region: structures binned by their largest bond stretch.
+
+    The stretch of a structure is max |r_b − r̄_b| over the bonds b of the first structure (r̄_b: the mean
+    length of bond b over all structures), in Å. Bins hold equal numbers of structures.
+
+    Returns:
+        ``{"stretch_A": bin centres (n_bins,), "energy_mae_meV": (n_bins,), "force_mae_meV_per_A": (n_bins,),
+        "count": (n_bins,)}``.
+    """
+    from ..md.stability import bonds_of
+
+    bonds = bonds_of(images[0])
+    if len(bonds) == 0:
+        raise ValueError("The first structure has no bonds to measure a stretch by.")
+    pos = np.stack([a.get_positions() for a in images])
+    lengths = np.linalg.norm(pos[:, bonds[:, 0]] - pos[:, bonds[:, 1]], axis=-1)
+    stretch = np.abs(lengths - lengths.mean(axis=0)).max(axis=1)
+    edges = np.quantile(stretch, np.linspace(0, 1, n_bins + 1))
+    which = np.clip(np.searchsorted(edges, stretch, side="right") - 1, 0, n_bins - 1)
+    out = {k: np.zeros(n_bins) for k in ("stretch_A", "energy_mae_meV", "force_mae_meV_per_A", "count")}
+    for b in range(n_bins):
+        m = which == b
+        out["stretch_A"][b] = stretch[m].mean() if m.any() else np.nan
+        out["energy_mae_meV"][b] = 1e3 * np.abs(comparison.energy_errors[m]).mean() if m.any() else np.nan
+        out["force_mae_meV_per_A"][b] = 1e3 * np.abs(comparison.force_errors[m]).mean() if m.any() else np.nan
+        out["count"][b] = m.sum()
+    return out
+
+
+def relative_energy_errors(images, level: str | Level, reference: str | Level = "CCSD(T)/cc-pVDZ") -> np.ndarray:
+    """Errors of conformer energies relative to the reference's lowest structure, (n,) eV.
+
+    ΔE_i = E_i − E_min is taken at both levels, with the *reference* minimum as the anchor for both, and the
+    error is ΔE_i[level] − ΔE_i[reference]; it is zero at the anchor by construction.
+    """
+    e_lv, e_ref = level_energy(images, level), level_energy(images, reference)
+    anchor = int(np.argmin(e_ref))
+    return (e_lv - e_lv[anchor]) - (e_ref - e_ref[anchor])

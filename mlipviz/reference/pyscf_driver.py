@@ -29,6 +29,10 @@ SCF_CONV_TOL = 1e-10
 CC_CONV_TOL = 1e-9
 
 
+#: SCF settings a caller may change (the campaign's fallback uses level_shift and init_guess).
+SCF_OPTIONS = ("level_shift", "init_guess", "max_cycle", "damp", "diis_space")
+
+
 class UntrustedGradientError(ValueError):
     """PySCF has no trustworthy analytic gradient for this level (see the message for the reason)."""
 
@@ -85,7 +89,7 @@ def check_gradient_trusted(level: Level, spin: int) -> None:
         )
 
 
-def _mean_field(mol, level: Level):
+def _mean_field(mol, level: Level, scf_options: dict | None = None):
     from pyscf import dft, scf
 
     restricted = mol.spin == 0
@@ -95,10 +99,16 @@ def _mean_field(mol, level: Level):
     else:
         mf = scf.RHF(mol) if restricted else scf.UHF(mol)
     mf.conv_tol = SCF_CONV_TOL
+    for name, value in (scf_options or {}).items():
+        if name not in SCF_OPTIONS:
+            raise ValueError(f"Unknown SCF option {name!r}; allowed: {sorted(SCF_OPTIONS)}.")
+        setattr(mf, name, value)
     return mf
 
 
-def run_pyscf(atoms: Atoms, level: str | Level, forces: bool = True, verbose: int = 0) -> PySCFResult:
+def run_pyscf(
+    atoms: Atoms, level: str | Level, forces: bool = True, verbose: int = 0, scf_options: dict | None = None
+) -> PySCFResult:
     """Energy and (optionally) analytic forces of ``atoms`` at ``level``.
 
     Args:
@@ -106,6 +116,7 @@ def run_pyscf(atoms: Atoms, level: str | Level, forces: bool = True, verbose: in
         level: Level of theory, e.g. "CCSD(T)/cc-pVDZ" or a :class:`Level`.
         forces: Compute analytic forces too.
         verbose: PySCF verbosity (0 silent, 4 chatty).
+        scf_options: SCF settings to override, from :data:`SCF_OPTIONS` (e.g. ``{"level_shift": 0.5}``).
 
     Returns:
         A :class:`PySCFResult` with energy in eV and forces in eV/Å.
@@ -124,7 +135,7 @@ def run_pyscf(atoms: Atoms, level: str | Level, forces: bool = True, verbose: in
     details: dict = {}
     t0 = time.perf_counter()
 
-    mf = _mean_field(mol, level)
+    mf = _mean_field(mol, level, scf_options)
     mf.kernel()
     details["scf_converged"] = bool(mf.converged)
     details["scf_cycles"] = int(getattr(mf, "cycles", -1))
@@ -146,6 +157,7 @@ def run_pyscf(atoms: Atoms, level: str | Level, forces: bool = True, verbose: in
         solver.conv_tol = CC_CONV_TOL
         solver.kernel()
         details["cc_converged"] = bool(solver.converged)
+        details["cc_cycles"] = int(getattr(solver, "cycles", -1))
         energy = solver.e_tot
         if mol.spin == 0:
             t1_diag = float(solver.get_t1_diagnostic())

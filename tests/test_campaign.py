@@ -1,0 +1,166 @@
+"""Labelling campaigns: resumability, crash safety under SIGKILL, failures as data, the FD guard."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from mlipviz import keys
+from mlipviz.reference import run_pyscf
+from mlipviz.reference.campaign import FDMismatchError, compute_record, run_campaign
+from mlipviz.reference.levels import get_level
+from mlipviz.reference.store import RecordStore, task_key
+
+CHEAP = "HF/sto-3g"
+
+
+def rattled_waters(n, seed=0, scale=0.05):
+    rng = np.random.default_rng(seed)
+    base = np.array([(0.0, 0.0, 0.0), (0.0, -0.757, 0.587), (0.0, 0.757, 0.587)])
+    return [Atoms("OH2", positions=base + rng.normal(0, scale, base.shape)) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def client():
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as c:
+            yield c
+
+
+def test_campaign_labels_resumes_and_exports(tmp_path, client):
+    images = rattled_waters(4)
+    store_path = tmp_path / "s.jsonl"
+    first = run_campaign(images[:3], [CHEAP, "B3LYP/sto-3g"], store_path, client=client, progress=False)
+    assert (first.n_ok, first.n_skipped) == (6, 0)
+    again = run_campaign(images, [CHEAP, "B3LYP/sto-3g"], store_path, client=client, progress=False)
+    assert (again.n_ok, again.n_skipped) == (2, 6)  # only the new geometry is computed
+    store = RecordStore(store_path)
+    assert len(store.records) == len(store) == 8
+    exported = store.to_images()
+    assert len(exported) == 4
+    slug = get_level(CHEAP).slug
+    direct = run_pyscf(images[2], CHEAP)
+    assert exported[2].info[keys.energy_key(slug)] == pytest.approx(direct.energy, abs=1e-6)
+    np.testing.assert_allclose(exported[2].arrays[keys.forces_key(slug)], direct.forces, atol=1e-5)
+    prov = {k: v for k, v in exported[2].info.items() if k.startswith(slug)}
+    for field in (*keys.PROVENANCE_FIELDS, "host", "scf_cycles", "fd_check_passed"):
+        assert keys.provenance_key(slug, field) in prov or field == "fd_check_passed"
+    assert exported[0].info[keys.provenance_key(slug, "fd_check_passed")] is True  # the first task is checked
+
+
+def test_bad_input_stops_before_any_work(tmp_path, client):
+    bad = rattled_waters(3)
+    bad[2].positions[1] = bad[2].positions[0] + 0.1
+    with pytest.raises(ValueError, match="geometry 2 has overlapping atoms"):
+        run_campaign(bad, CHEAP, tmp_path / "s.jsonl", client=client, progress=False)
+    with pytest.raises(ValueError, match="geometry 0 at HF/sto-3g.*odd count"):
+        run_campaign([Atoms("OH", positions=[(0, 0, 0), (0, 0, 0.97)])], CHEAP, tmp_path / "s.jsonl", client=client)
+    with pytest.raises(ValueError, match="no functions for element"):
+        run_campaign([Atoms("Xe")], "HF/cc-pVDZ", tmp_path / "s.jsonl", client=client)
+    assert RecordStore(tmp_path / "s.jsonl").records == []
+
+
+def _limit_scf_cycles(monkeypatch, also_fallback: bool):
+    """Make the default SCF settings (and optionally the fallback too) stop after one cycle."""
+    import mlipviz.reference.campaign as campaign
+
+    real = campaign.run_pyscf
+
+    def limited(atoms, level, forces=True, scf_options=None):
+        if scf_options is None or also_fallback:
+            scf_options = {**(scf_options or {}), "max_cycle": 1}
+        return real(atoms, level, forces=forces, scf_options=scf_options)
+
+    monkeypatch.setattr(campaign, "run_pyscf", limited)
+
+
+def test_non_convergence_is_retried_with_fallback_settings(monkeypatch):
+    _limit_scf_cycles(monkeypatch, also_fallback=False)
+    atoms = rattled_waters(1)[0]
+    rec = compute_record(atoms.numbers.tolist(), atoms.positions.tolist(), {}, get_level(CHEAP).as_dict(), True)
+    assert rec["status"] == "ok" and rec["provenance"]["retried"] is True
+    assert rec["energy"] == pytest.approx(run_pyscf(atoms, CHEAP, forces=False).energy, abs=1e-6)
+
+
+def test_persistent_non_convergence_is_stored_as_a_failure_and_the_campaign_goes_on(tmp_path, client, monkeypatch):
+    _limit_scf_cycles(monkeypatch, also_fallback=True)
+    report = run_campaign(rattled_waters(2), CHEAP, tmp_path / "s.jsonl", client=client, progress=False)
+    assert report.n_failed == 2 and report.n_ok == 0
+    reason = report.failures[0][1]
+    assert "default settings: not converged" in reason and "fallback settings: not converged" in reason
+    assert len(RecordStore(tmp_path / "s.jsonl").failures()) == 2
+
+
+def test_fd_guard_stops_the_campaign_and_keeps_the_record(tmp_path, client, monkeypatch):
+    """Corrupt the analytic gradient on purpose: the guard must catch it on the first record."""
+    import mlipviz.reference.campaign as campaign
+
+    real = campaign.run_pyscf
+
+    def wrong_gradient(atoms, level, forces=True, scf_options=None):
+        res = real(atoms, level, forces=forces, scf_options=scf_options)
+        if res.forces is not None:
+            res.forces = res.forces * 1.01
+        return res
+
+    monkeypatch.setattr(campaign, "run_pyscf", wrong_gradient)
+    store_path = tmp_path / "s.jsonl"
+    with pytest.raises(FDMismatchError, match="differ from finite differences"):
+        run_campaign(rattled_waters(3), CHEAP, store_path, client=client, progress=False)
+    recs = RecordStore(store_path).records
+    assert any(r["provenance"].get("fd_check_passed") is False for r in recs)
+
+
+def test_store_cuts_an_unfinished_last_line(tmp_path):
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps({"key": "a", "status": "ok"}) + "\n" + '{"key": "b", "sta')
+    store = RecordStore(path)
+    assert [r["key"] for r in store.records] == ["a"] and store.repaired_bytes > 0
+    store.append({"key": "c", "status": "failed", "reason": "x"})
+    assert [json.loads(line)["key"] for line in path.read_text().splitlines()] == ["a", "c"]
+
+
+def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
+    """Kill a real campaign process (and its Dask workers) with SIGKILL several times, then finish it."""
+    from mlipviz.data import write_images
+
+    n = 60
+    geoms = tmp_path / "geoms.extxyz"
+    write_images(geoms, rattled_waters(n, seed=3))
+    store_path = tmp_path / "store.jsonl"
+    cmd = [sys.executable, "-m", "mlipviz.reference.campaign", str(geoms), "--level", CHEAP,
+           "--store", str(store_path), "--workers", "1", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    rng = np.random.default_rng(11)
+    kills, seen = 0, {}
+    for attempt in range(6):
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(2.0, 7.0))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        complete = [json.loads(line) for line in store_path.read_text().splitlines() if line.endswith("}")] \
+            if store_path.exists() else []
+        for rec in complete:  # every record seen before survives, unchanged
+            seen.setdefault(rec["key"], rec["energy"])
+        current = RecordStore(store_path)
+        assert all(current.get(k)["energy"] == e for k, e in seen.items())
+    assert kills >= 2, "the campaign finished before it could be killed; make it longer"
+    final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr[-2000:]
+    store = RecordStore(store_path)
+    keys_in_file = [r["key"] for r in store.records]
+    assert len(keys_in_file) == len(set(keys_in_file)) == n  # nothing lost, nothing duplicated
+    assert set(seen) <= set(keys_in_file)
+    a = rattled_waters(n, seed=3)[17]
+    assert store.get(task_key(a, CHEAP))["energy"] == pytest.approx(run_pyscf(a, CHEAP, forces=False).energy, abs=1e-6)
