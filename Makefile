@@ -63,8 +63,11 @@ system:
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
 	fi
 
+# JupyterLab refuses to run as root without --allow-root (containers, CI machines): add it only then.
+ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: venv
-	$(VENV_BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	$(VENV_BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_ARGS) $(LAB_ARGS)
 
 # Test paths are spelled out (pyproject's testpaths only names tests/).
 # A failing pytest fails make (make reports pytest's exit code as "Error N").

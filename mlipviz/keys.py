@@ -36,6 +36,20 @@ CONVERGED: Final[str] = "converged"
 WALL_TIME: Final[str] = "wall_time_s"
 #: T1 diagnostic of a coupled-cluster calculation (dimensionless; > 0.02 hints at multireference).
 T1_DIAGNOSTIC: Final[str] = "t1_diagnostic"
+#: Host name of the machine that computed a record.
+HOST: Final[str] = "host"
+#: True when the record needed the fallback SCF settings (level shift, atom guess).
+RETRIED: Final[str] = "retried"
+#: SCF iterations of a record.
+SCF_CYCLES: Final[str] = "scf_cycles"
+#: Coupled-cluster amplitude iterations of a record.
+CC_CYCLES: Final[str] = "cc_cycles"
+#: How forces were obtained: "analytic", "finite differences" or "none".
+FORCES_METHOD: Final[str] = "forces_method"
+#: Largest |analytic − finite-difference| force component of a checked record, eV/Å.
+FD_CHECK_MAX_ERROR: Final[str] = "fd_check_max_error"
+#: Whether a checked record's analytic forces agreed with finite differences.
+FD_CHECK_PASSED: Final[str] = "fd_check_passed"
 #: Temperature a geometry was sampled at, K.
 SAMPLING_TEMPERATURE: Final[str] = "sampling_temperature_K"
 

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,7 +141,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     rng = np.random.default_rng(11)
     kills, seen = 0, {}
-    for attempt in range(6):
+    for _ in range(6):
         proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(rng.uniform(2.0, 7.0))
         if proc.poll() is None:

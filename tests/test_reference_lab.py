@@ -8,7 +8,6 @@ from ase.cluster import Icosahedron
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlipviz import keys
 from mlipviz.data import load_images, write_spk_database
 from mlipviz.reference import (
     compare_levels,
@@ -143,3 +142,18 @@ def test_xyz_parsing_fuzz(tmp_path, atoms, count):
     else:
         for a in images:
             assert np.isfinite(a.positions).all() and len(a) > 0
+
+
+def test_samplers_take_files(tmp_path):
+    from ase.io import write
+
+    from mlipviz.reference import normal_modes
+
+    path = tmp_path / "w.xyz"
+    write(path, get_system("water"))
+    assert len(rattle_sample(path, 2)) == 2
+    assert len(normal_modes(path, "HF/sto-3g").omega) == 3
+    bad = tmp_path / "bad.xyz"
+    bad.write_text("2\n\nO 0 0 0\nH 0 0 0.1\n")
+    with pytest.raises(ValueError, match="overlapping atoms"):
+        rattle_sample(bad, 2)

@@ -149,18 +149,18 @@ def compute_record(
         f = finite_difference_forces(atoms, lv, scf_options=FALLBACK_SCF if attempts else None)
     prov = provenance(lv, result, resolve_spin(atoms, lv))
     prov[keys.WALL_TIME] = round(time.perf_counter() - t0, 4)
-    prov["host"] = socket.gethostname()
-    prov["mlipviz_version"] = __version__
-    prov["retried"] = bool(attempts)
-    prov["scf_cycles"] = result.details.get("scf_cycles", -1)
+    prov[keys.HOST] = socket.gethostname()
+    prov[keys.MLIPVIZ_VERSION] = __version__
+    prov[keys.RETRIED] = bool(attempts)
+    prov[keys.SCF_CYCLES] = result.details.get("scf_cycles", -1)
     if "cc_cycles" in result.details:
-        prov["cc_cycles"] = result.details["cc_cycles"]
-    prov["forces_method"] = "finite differences" if forces == "fd" else ("analytic" if forces else "none")
+        prov[keys.CC_CYCLES] = result.details["cc_cycles"]
+    prov[keys.FORCES_METHOD] = "finite differences" if forces == "fd" else ("analytic" if forces else "none")
     if fd_check and want_analytic:
         fd = finite_difference_forces(atoms, lv)
         err = float(np.abs(fd - f).max())
-        prov["fd_check_max_error"] = err
-        prov["fd_check_passed"] = err <= fd_tolerance
+        prov[keys.FD_CHECK_MAX_ERROR] = err
+        prov[keys.FD_CHECK_PASSED] = err <= fd_tolerance
     rec.update(status=STATUS_OK, energy=result.energy, forces=None if f is None else f.tolist(), provenance=prov)
     return rec
 
@@ -289,14 +289,14 @@ def run_campaign(
             if rec["status"] == STATUS_OK:
                 report.n_ok += 1
                 prov = rec["provenance"]
-                if "fd_check_passed" in prov:
+                if keys.FD_CHECK_PASSED in prov:
                     report.n_fd_checked += 1
-                    if not prov["fd_check_passed"]:
+                    if not prov[keys.FD_CHECK_PASSED]:
                         for other in futures:
                             other.cancel()
                         raise FDMismatchError(
                             f"Analytic forces at {futures[fut].name} differ from finite differences by "
-                            f"{prov['fd_check_max_error']:.2e} eV/Å (tolerance {fd_tolerance:.0e}) for record "
+                            f"{prov[keys.FD_CHECK_MAX_ERROR]:.2e} eV/Å (tolerance {fd_tolerance:.0e}) for record "
                             f"{rec['key']}; the record is stored with the check result and the campaign stopped."
                         )
             else:

@@ -14,7 +14,7 @@ import numpy as np
 from ase import Atoms
 from scipy.spatial.transform import Rotation
 
-from .validate import check_atoms
+from .validate import as_atoms
 
 __all__ = ["rattle_sample", "md_sample", "distance_scan", "orientation_samples"]
 
@@ -26,16 +26,16 @@ def _positive_int(name, value):
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
-def rattle_sample(atoms: Atoms, n_samples: int, stdev: float = 0.05, seed: int | None = 0) -> list[Atoms]:
+def rattle_sample(atoms: Atoms | str, n_samples: int, stdev: float = 0.05, seed: int | None = 0) -> list[Atoms]:
     """Independent Gaussian displacements of every Cartesian coordinate.
 
     Args:
-        atoms: Reference structure, Å.
+        atoms: Reference structure (Å), or the path of a structure file (its first frame).
         n_samples: Number of structures.
         stdev: Standard deviation of each displacement component, Å.
         seed: Random seed.
     """
-    check_atoms(atoms)
+    atoms = as_atoms(atoms)
     _positive_int("n_samples", n_samples)
     if not stdev >= 0:
         raise ValueError(f"stdev must be a non-negative distance in Å, got {stdev!r}.")
@@ -50,7 +50,7 @@ def rattle_sample(atoms: Atoms, n_samples: int, stdev: float = 0.05, seed: int |
 
 
 def md_sample(
-    atoms: Atoms,
+    atoms: Atoms | str,
     calculator,
     n_samples: int,
     temperature_K: float,
@@ -65,7 +65,7 @@ def md_sample(
     Hot MD (temperature well above the target) reaches the distorted geometries a potential must also know.
 
     Args:
-        atoms: Start structure, Å.
+        atoms: Start structure (Å), or the path of a structure file (its first frame).
         calculator: ASE calculator driving the MD.
         n_samples: Snapshots to return.
         temperature_K: Thermostat temperature, K.
@@ -79,7 +79,7 @@ def md_sample(
 
     from ..md import run_md
 
-    check_atoms(atoms)
+    atoms = as_atoms(atoms)
     _positive_int("n_samples", n_samples)
     _positive_int("interval_steps", interval_steps)
     n_steps = equilibration_steps + n_samples * interval_steps
@@ -107,18 +107,18 @@ def _split(cluster: Atoms, fragment: Sequence[int]) -> tuple[np.ndarray, np.ndar
     return idx, rest
 
 
-def distance_scan(cluster: Atoms, fragment: Sequence[int], distances: Sequence[float]) -> list[Atoms]:
+def distance_scan(cluster: Atoms | str, fragment: Sequence[int], distances: Sequence[float]) -> list[Atoms]:
     """Move one fragment rigidly along the line between the two centres of mass.
 
     Args:
-        cluster: A dimer (or any cluster), Å.
+        cluster: A dimer (or any cluster), Å, or the path of a structure file (its first frame).
         fragment: Indices of the atoms that move.
         distances: Centre-of-mass separations to produce, Å.
 
     Returns:
         One structure per distance, orientation unchanged; ``info["com_distance_A"]`` holds the separation.
     """
-    check_atoms(cluster)
+    cluster = as_atoms(cluster, "cluster")
     idx, rest = _split(cluster, fragment)
     com_a = cluster[rest].get_center_of_mass()
     com_b = cluster[idx].get_center_of_mass()
@@ -139,7 +139,7 @@ def distance_scan(cluster: Atoms, fragment: Sequence[int], distances: Sequence[f
 
 
 def orientation_samples(
-    mol_a: Atoms, mol_b: Atoms, distance: float, n_samples: int, min_contact: float = 1.4, seed: int | None = 0,
+    mol_a: Atoms | str, mol_b: Atoms | str, distance: float, n_samples: int, min_contact: float = 1.4, seed: int | None = 0,
     max_tries: int = 10000,
 ) -> list[Atoms]:
     """Random rigid orientations of two molecules at a fixed centre-of-mass distance.
@@ -153,8 +153,7 @@ def orientation_samples(
     Raises:
         ValueError: if too few orientations pass the contact test (distance too short).
     """
-    check_atoms(mol_a, "mol_a")
-    check_atoms(mol_b, "mol_b")
+    mol_a, mol_b = as_atoms(mol_a, "mol_a"), as_atoms(mol_b, "mol_b")
     _positive_int("n_samples", n_samples)
     rng = np.random.default_rng(seed)
     pa = mol_a.positions - mol_a.get_center_of_mass()

@@ -25,7 +25,7 @@ from ase.optimize import BFGS
 from .. import keys
 from .calculator import PySCFCalculator
 from .levels import Level, get_level
-from .validate import check_atoms
+from .validate import as_atoms
 
 __all__ = ["NormalModes", "normal_modes", "sample_normal_modes", "mode_variances", "HBAR"]
 
@@ -117,11 +117,13 @@ def pyscf_hessian(atoms: Atoms, level: str | Level) -> np.ndarray:
     return h.transpose(0, 2, 1, 3).reshape(3 * n, 3 * n) * units.Hartree / units.Bohr**2
 
 
-def normal_modes(atoms: Atoms, level: str | Level = "HF/cc-pVDZ", optimize: bool = True, fmax: float = 1e-3) -> NormalModes:
+def normal_modes(
+    atoms: Atoms | str, level: str | Level = "HF/cc-pVDZ", optimize: bool = True, fmax: float = 1e-3
+) -> NormalModes:
     """Optimise ``atoms`` at a cheap level and take its normal modes from PySCF's analytic Hessian.
 
     Args:
-        atoms: Starting structure, Å.
+        atoms: Starting structure (Å), or the path of a structure file (its first frame).
         level: Cheap HF or DFT level for the optimisation and the Hessian.
         optimize: Relax to the nearest minimum first (ASE BFGS).
         fmax: Force convergence of the optimisation, eV/Å.
@@ -129,8 +131,7 @@ def normal_modes(atoms: Atoms, level: str | Level = "HF/cc-pVDZ", optimize: bool
     Returns:
         :class:`NormalModes` of the (optimised) structure.
     """
-    check_atoms(atoms)
-    work = atoms.copy()
+    work = as_atoms(atoms).copy()
     if optimize:
         work.calc = PySCFCalculator(level)
         BFGS(work, logfile=None).run(fmax=fmax, steps=200)

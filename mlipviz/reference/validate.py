@@ -12,7 +12,7 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from .levels import Level
 
-__all__ = ["MIN_DISTANCE", "check_atoms", "check_symbols", "electron_count", "resolve_spin"]
+__all__ = ["MIN_DISTANCE", "as_atoms", "check_atoms", "check_symbols", "electron_count", "resolve_spin"]
 
 #: Two atoms closer than this (Å) are treated as overlapping.
 MIN_DISTANCE = 0.3
@@ -100,3 +100,19 @@ def check_atoms(atoms: Atoms, name: str = "atoms") -> Atoms:
                 f"(minimum {MIN_DISTANCE} Å)."
             )
     return atoms
+
+
+def as_atoms(structure, name: str = "structure") -> Atoms:
+    """An :class:`ase.Atoms` from an Atoms or a structure file (xyz, extxyz, ...; its first frame), checked.
+
+    Raises:
+        ValueError: for a malformed file or a structure that fails :func:`check_atoms`.
+        FileNotFoundError: if a path does not exist.
+    """
+    from pathlib import Path
+
+    if isinstance(structure, (str, Path)):
+        from ..data import load_images
+
+        return load_images(structure, index=0)[0]
+    return check_atoms(structure, name)
