@@ -163,3 +163,10 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     assert set(seen) <= set(keys_in_file)
     a = rattled_waters(n, seed=3)[17]
     assert store.get(task_key(a, CHEAP))["energy"] == pytest.approx(run_pyscf(a, CHEAP, forces=False).energy, abs=1e-6)
+
+
+def test_first_record_guard_can_be_switched_off_for_timing(tmp_path, client):
+    report = run_campaign(rattled_waters(2, seed=9), CHEAP, tmp_path / "s.jsonl", client=client,
+                          fd_check_first=False, progress=False)
+    assert report.n_fd_checked == 0
+    assert all(keys.FD_CHECK_PASSED not in r["provenance"] for r in RecordStore(tmp_path / "s.jsonl").records)
