@@ -205,7 +205,8 @@ def train_potential(
         max_time=timedelta(seconds=max_time_s) if max_time_s else None,
         accelerator="gpu" if dev.type == "cuda" else "cpu",
         devices=1,
-        callbacks=[keep],
+        # tqdm rather than Lightning's default rich bar, whose live display swallows later cell output in Jupyter
+        callbacks=[keep, pl.callbacks.TQDMProgressBar(refresh_rate=10)] if progress else [keep],
         logger=pl.loggers.CSVLogger(str(workdir), name="lightning"),
         enable_checkpointing=False,
         enable_progress_bar=progress,
@@ -228,7 +229,7 @@ def train_potential(
             "level": get_level(level).name,
             "n_structures": n_all,
             "split": {k: split[f"{k}_idx"].astype(int).tolist() for k in ("train", "val", "test")},
-            "epochs": int(trainer.current_epoch),
+            "epochs": int(trainer.current_epoch),  # completed epochs
             "train_wall_time_s": round(wall, 1),
             "device": str(dev),
             "best_val_energy_MAE_eV": best.get(f"val_{keys.ENERGY}_MAE"),
