@@ -121,12 +121,12 @@ def write_spk_database(images: list[Atoms], path: str | Path, levels) -> Path:
     import schnetpack as spk
 
     from . import keys
-    from .reference.levels import get_level
+    from .reference.levels import get_levels
 
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} exists; choose a new file (databases are never overwritten).")
-    slugs = [get_level(lv).slug for lv in ([levels] if isinstance(levels, str) else levels)]
+    slugs = [lv.slug for lv in get_levels(levels)]
     with_forces = {s: all(keys.forces_key(s) in a.arrays for a in images) for s in slugs}
     units = {}
     for s in slugs:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -81,7 +82,7 @@ def build_water_dataset(n_geometries: int = 300, path: str | Path | None = None,
         "n_geometries": len(ordered),
         "sampling": f"quantum normal-mode sampling at {list(WATER_TEMPERATURES)} K around the {SAMPLING_LEVEL} minimum",
         "labelling_wall_time_s_this_run": round(time.perf_counter() - t0, 1),
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
     }
     path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return path
@@ -135,7 +136,7 @@ def _campaign_dataset(name: str, images, runs: list[tuple[list[str], bool]], sto
         "records_failed": [r["reason"] for r in store.failures()],
         "fd_checked_this_build": sum(r.n_fd_checked for r in reports),
         "wall_time_s_this_build": round(time.perf_counter() - t0, 1),
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
     }
     path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return path

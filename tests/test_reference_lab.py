@@ -157,3 +157,13 @@ def test_samplers_take_files(tmp_path):
     bad.write_text("2\n\nO 0 0 0\nH 0 0 0.1\n")
     with pytest.raises(ValueError, match="overlapping atoms"):
         rattle_sample(bad, 2)
+
+
+def test_get_levels_takes_one_or_several():
+    from mlipviz.reference.levels import Level, get_levels
+
+    assert [lv.name for lv in get_levels("HF/sto-3g")] == ["HF/sto-3g"]
+    assert [lv.name for lv in get_levels(Level("B3LYP"))] == ["B3LYP/cc-pVDZ"]
+    assert [lv.slug for lv in get_levels(["CCSD(T)/cc-pVDZ", Level("PBE0")])] == ["ccsdt_ccpvdz", "pbe0_ccpvdz"]
+    with pytest.raises(ValueError, match="Unknown level of theory"):
+        get_levels(["HF", "XYZ"])

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from ase import Atoms
+from schnetpack import properties
 
 from .. import keys
 from ..reference.validate import check_atoms
@@ -85,15 +86,15 @@ def energy_function(model: torch.nn.Module, atoms: Atoms):
         k = positions.shape[0]
         shift = (torch.arange(k, device=device) * n).repeat_interleave(len(ii))
         inputs = {
-            "_atomic_numbers": z.repeat(k),
-            "_positions": positions.reshape(k * n, 3).float(),
-            "_idx_m": torch.arange(k, device=device).repeat_interleave(n),
-            "_n_atoms": torch.full((k,), n, device=device),
-            "_idx_i": idx_i0.repeat(k) + shift,
-            "_idx_j": idx_j0.repeat(k) + shift,
-            "_offsets": torch.zeros(k * len(ii), 3, device=device),
-            "_cell": torch.zeros(k, 3, 3, device=device),
-            "_pbc": torch.zeros(k, 3, dtype=torch.bool, device=device),
+            properties.Z: z.repeat(k),
+            properties.R: positions.reshape(k * n, 3).float(),
+            properties.idx_m: torch.arange(k, device=device).repeat_interleave(n),
+            properties.n_atoms: torch.full((k,), n, device=device),
+            properties.idx_i: idx_i0.repeat(k) + shift,
+            properties.idx_j: idx_j0.repeat(k) + shift,
+            properties.offsets: torch.zeros(k * len(ii), 3, device=device),
+            properties.cell: torch.zeros(k, 3, 3, device=device),
+            properties.pbc: torch.zeros(k, 3, dtype=torch.bool, device=device),
         }
         for m in model.input_modules:
             inputs = m(inputs)

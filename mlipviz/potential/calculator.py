@@ -7,6 +7,7 @@ from pathlib import Path
 import schnetpack.transform as trn
 import torch
 from ase.calculators.calculator import Calculator, all_changes
+from schnetpack import properties as spk_properties
 from schnetpack.interfaces import SpkCalculator
 
 from .. import keys
@@ -64,7 +65,7 @@ class MLIPCalculator(SpkCalculator):
         Calculator.calculate(self, atoms, properties, system_changes)
         inputs = self.converter(self.atoms)
         out = self.model(inputs)
-        numbers = inputs["_atomic_numbers"]
+        numbers = inputs[spk_properties.Z]
         energies = out[keys.ENERGIES].detach().double().reshape(-1) + energy_offset_per_atom(self.model, numbers)
         self.results = {
             "energy": float(out[keys.ENERGY].detach().cpu().item()),

@@ -97,7 +97,7 @@ class _KeepBest(pl.Callback):
         loss = m.get("val_loss", float("inf"))
         if loss < self.best:
             self.best = loss
-            self.state = copy.deepcopy({k: v.detach().cpu() for k, v in pl_module.model.state_dict().items()})
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.model.state_dict().items()}
 
 
 def train_potential(

@@ -26,7 +26,7 @@ import numpy as np
 from ase import Atoms
 
 from .. import keys
-from .levels import Level, check_basis, get_level
+from .levels import Level, check_basis, get_levels
 from .pyscf_driver import check_gradient_trusted, run_pyscf
 from .store import STATUS_FAILED, STATUS_OK, RecordStore, geometry_key, task_key
 from .validate import check_atoms, resolve_spin
@@ -244,7 +244,7 @@ def run_campaign(
     from dask.distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
 
-    level_list = [get_level(lv) for lv in ([levels] if isinstance(levels, (str, Level)) else list(levels))]
+    level_list = get_levels(levels)
     if not 0 <= fd_check_fraction <= 1:
         raise ValueError(f"fd_check_fraction must lie in [0, 1], got {fd_check_fraction!r}.")
     if isinstance(threads_per_worker, bool) or not isinstance(threads_per_worker, int) or threads_per_worker < 1:

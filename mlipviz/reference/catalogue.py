@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 from ase.build import molecule
+from ase.collections import s22
 
 __all__ = ["CATALOGUE", "get_system", "system_names"]
 
@@ -58,8 +59,7 @@ def water_methanol() -> Atoms:
 #: name -> (builder, short description)
 CATALOGUE = {
     "water": (lambda: molecule("H2O"), "H2O monomer, covalent"),
-    "water_dimer": (lambda: __import__("ase.collections", fromlist=["s22"]).s22["Water_dimer"].copy(),
-                    "S22 water dimer, one hydrogen bond"),
+    "water_dimer": (lambda: s22["Water_dimer"].copy(), "S22 water dimer, one hydrogen bond"),
     "water_trimer": (water_trimer, "cyclic water trimer, three hydrogen bonds"),
     "methane": (lambda: molecule("CH4"), "CH4, covalent"),
     "ammonia": (lambda: molecule("NH3"), "NH3, covalent, lone pair"),

@@ -17,7 +17,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from tqdm.auto import tqdm
 
 from .. import keys
-from .levels import Level, get_level
+from .levels import Level, get_level, get_levels
 from .pyscf_driver import PySCFResult, run_pyscf
 from .validate import check_atoms, resolve_spin
 
@@ -60,7 +60,7 @@ def label(atoms: Atoms, levels: str | Level | Sequence[str | Level], forces: boo
     Returns:
         A labelled copy of ``atoms``; the input is left untouched.
     """
-    level_list = [get_level(lv) for lv in ([levels] if isinstance(levels, (str, Level)) else list(levels))]
+    level_list = get_levels(levels)
     if not level_list:
         raise ValueError("levels is empty; name at least one level of theory, e.g. 'CCSD(T)/cc-pVDZ'.")
     check_atoms(atoms)
@@ -103,7 +103,7 @@ def label_many(
     images = list(images)
     for i, atoms in enumerate(images):
         check_atoms(atoms, name=f"geometry {i}")
-    level_list = [get_level(lv) for lv in ([levels] if isinstance(levels, (str, Level)) else list(levels))]
+    level_list = get_levels(levels)
     names = " + ".join(lv.name for lv in level_list)
     return [label(a, level_list, forces=forces) for a in tqdm(images, desc=f"labelling {names}", disable=not progress)]
 

@@ -16,7 +16,7 @@ import re
 import warnings
 from dataclasses import asdict, dataclass, replace
 
-__all__ = ["Level", "METHODS", "get_level", "known_methods", "check_basis"]
+__all__ = ["Level", "METHODS", "get_level", "get_levels", "known_methods", "check_basis"]
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,13 @@ def get_level(level: str | Level, **overrides) -> Level:
         fields["basis"] = parts[1].strip()
     fields.update(overrides)
     return Level(**fields)
+
+
+def get_levels(levels) -> list[Level]:
+    """One level or several (strings or :class:`Level`) as a list of validated levels, in order."""
+    if isinstance(levels, (str, Level)):
+        levels = [levels]
+    return [get_level(lv) for lv in levels]
 
 
 def check_basis(basis: str, symbols) -> None:
