@@ -3,18 +3,23 @@
 All arms label the same geometries at the same level (CCSD(T)/cc-pVDZ with analytic forces by default) in this
 one run:
 
-* bare loop      a plain Python loop of PySCF calls (gto.M → RHF → CCSD → (T) → (T)-lambda → gradient),
-                 written here directly against PySCF, with OpenMP on all cores; run before and after the
-                 campaigns, and the faster of the two is the baseline;
-* campaign/1×N   ``run_campaign`` with one Dask worker using all N cores (same resources as the loop):
-                 campaign ÷ loop is mlipviz's overhead (validation, hashing, durable writes, Dask);
-* campaign/N×1   the default: N single-threaded workers;
-* campaign/1×1   one single-threaded worker: the baseline of the parallel efficiency T(1×1) / (N · T(N×1)).
+* bare loop        a plain Python loop of PySCF calls (gto.M → RHF → CCSD → (T) → (T)-lambda → gradient),
+                   written here directly against PySCF, OpenMP and BLAS on all cores; run before and after the
+                   campaigns, and the faster of the two is the baseline;
+* campaign/1×N     ``run_campaign`` with its own ``LocalCluster`` of one worker using all N cores (the loop's
+                   resources), start-up and shut-down included: campaign ÷ loop is mlipviz's whole overhead
+                   (cluster start, validation, hashing, durable writes, Dask);
+* running/1×N      the same on an already running :func:`~mlipviz.reference.campaign.local_cluster`, as in a
+                   notebook that runs several campaigns: the overhead per record, without the start-up;
+* dask-default/1×N the same on Dask's own default ``LocalCluster`` (its workers start with
+                   ``MALLOC_TRIM_THRESHOLD_=65536``), which is why mlipviz starts its own;
+* campaign/N×1     the default: N single-threaded workers;
+* campaign/1×1     one single-threaded worker: the baseline of the parallel efficiency T(1×1) / (N · T(N×1)).
 
 The campaigns run without their finite-difference guard (``fd_check_first=False``) so that the ratios measure
-the machinery; the guard's own price — 6N extra energies on the first record — is timed separately.
+the machinery; the guard's own price (6N extra energies on the first record) is timed separately.
 
-    python benchmarks/labelling.py [--n-water 16] [--n-methanol 4] [--json out.json]
+    python benchmarks/labelling.py [--n-water 64] [--n-methanol 4] [--json out.json]
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from pathlib import Path
 from ase.build import molecule
 
 from mlipviz.reference import rattle_sample
-from mlipviz.reference.campaign import run_campaign
+from mlipviz.reference.campaign import local_cluster, run_campaign
 
 LEVEL = "CCSD(T)/cc-pVDZ"
 
@@ -59,20 +64,32 @@ def bare_pyscf_loop(images, threads: int) -> float:
     return time.perf_counter() - t0
 
 
-def campaign_time(images, workers: int, threads: int, guard: bool = False) -> float:
+def campaign_time(images, workers: int, threads: int, guard: bool = False, client=None) -> float:
     tmp = Path(tempfile.mkdtemp())
     try:
         t0 = time.perf_counter()
         run_campaign(images, LEVEL, tmp / "s.jsonl", n_workers=workers, threads_per_worker=threads,
-                     fd_check_first=guard, progress=False)
+                     fd_check_first=guard, progress=False, client=client)
         return time.perf_counter() - t0
     finally:
         shutil.rmtree(tmp)
 
 
+def on_running_cluster(images, make_cluster, threads: int) -> tuple[float, float]:
+    """(start-up s, campaign s) on the cluster ``make_cluster()`` starts, warmed by one record first."""
+    from dask.distributed import Client
+
+    t0 = time.perf_counter()
+    with make_cluster() as cluster, Client(cluster) as client:
+        client.submit(sum, [1]).result()
+        startup = time.perf_counter() - t0
+        campaign_time(images[:1], None, threads, client=client)
+        return startup, campaign_time(images, None, threads, client=client)
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n-water", type=int, default=16)
+    p.add_argument("--n-water", type=int, default=64)
     p.add_argument("--n-methanol", type=int, default=4)
     p.add_argument("--json")
     args = p.parse_args(argv)
@@ -80,22 +97,36 @@ def main(argv=None) -> dict:
     water = rattle_sample(molecule("H2O"), args.n_water, stdev=0.03, seed=0)
     loop_before = bare_pyscf_loop(water, n)
     one_by_n = campaign_time(water, 1, n)
+    startup, running = on_running_cluster(water, lambda: local_cluster(1, n), n)
+    from dask.distributed import LocalCluster
+
+    env = dict(os.environ)  # Dask's nanny writes its worker variables into this process's environment
+    _, dask_default = on_running_cluster(
+        water, lambda: LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0", silence_logs=40), n
+    )
+    os.environ.clear()
+    os.environ.update(env)
     n_by_one = campaign_time(water, n, 1)
     one_by_one = campaign_time(water, 1, 1)
     guarded = campaign_time(water, n, 1, guard=True)
     loop_after = bare_pyscf_loop(water, n)
     loop = min(loop_before, loop_after)  # the faster baseline: conservative for mlipviz
     report = {
-        "machine": f"{platform.machine()}, {n} cores",
+        "machine": f"{platform.machine()}, {n} cores, {platform.platform()}",
         "level": LEVEL + ", analytic forces",
         "water": {
             "n_records": args.n_water,
             "bare_pyscf_loop_s": loop,
             "bare_pyscf_loop_runs_s": [loop_before, loop_after],
             "campaign_1_worker_x_all_cores_s": one_by_n,
+            "campaign_1_worker_x_all_cores_on_running_cluster_s": running,
+            "campaign_1_worker_x_all_cores_on_dask_default_cluster_s": dask_default,
+            "local_cluster_startup_s": startup,
             "campaign_all_workers_x_1_thread_s": n_by_one,
             "campaign_1_worker_x_1_thread_s": one_by_one,
             "ratio_campaign_over_bare_loop_same_cores": one_by_n / loop,
+            "ratio_campaign_on_running_cluster_over_bare_loop": running / loop,
+            "ratio_dask_default_cluster_over_mlipviz_cluster": dask_default / running,
             "ratio_default_campaign_over_bare_loop": n_by_one / loop,
             "parallel_efficiency": one_by_one / (n * n_by_one),
             "campaign_all_workers_with_fd_guard_on_first_record_s": guarded,

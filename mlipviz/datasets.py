@@ -23,9 +23,11 @@ from pathlib import Path
 
 import ase.io
 import numpy as np
+from ase import Atoms
 from ase.build import molecule
 from tqdm.auto import tqdm
 
+from . import keys
 from .data import water_dataset_path, water_model_dir, write_images
 
 __all__ = ["build_water_dataset", "train_water_model", "WATER_LEVELS", "WATER_TEMPERATURES"]
@@ -113,8 +115,51 @@ def train_water_model(dataset: str | Path | None = None, out: str | Path | None 
     )
 
 
+#: Distance factors of the S22x5 set (Gráfová, Pitoňák, Řezáč, Hobza, J. Chem. Theory Comput. 6, 2365 (2010)).
+S22X5_FACTORS = ("0.9", "1.0", "1.2", "1.5", "2.0")
+
 #: Where campaign datasets are written (extxyz + a JSON data card each).
 CAMPAIGN_DATA = "campaigns"
+
+
+def _compute_seconds(store) -> dict[str, float]:
+    """Per level: the summed wall time of its successful records, s (one task each, on its own threads)."""
+    total: dict[str, float] = {}
+    for rec in store.successes():
+        name = rec["provenance"][keys.LEVEL]
+        total[name] = total.get(name, 0.0) + rec["provenance"][keys.WALL_TIME]
+    return {k: round(v, 1) for k, v in total.items()}
+
+
+def _earlier_builds(card_path: Path) -> list[dict]:
+    """The build log of an existing data card: each build that added records, how many, how long, where."""
+    if not card_path.exists():
+        return []
+    old = json.loads(card_path.read_text())
+    if "builds" in old:
+        return old["builds"]
+    # a card written before the log existed: its one build
+    return [{"new_records": old["records_ok"], "fd_checked": old["fd_checked_this_build"],
+             "wall_time_s": old["wall_time_s_this_build"], "machine": old["machine"]}]
+
+
+def _fixed_geometries(name: str, store_dir: Path, sample, n: int) -> list:
+    """The ``n`` geometries of one dataset: ``sample()`` once, written to ``store_dir``, read back on reruns.
+
+    Record keys hash positions to 1e-8 Å. Normal-mode sampling goes through a geometry optimisation and an
+    eigen-decomposition whose last digits (and eigenvector signs) depend on the BLAS library and its thread
+    count, so sampling again on another machine would give other geometries and miss the finished records.
+    """
+    from .data import load_images
+
+    path = store_dir / f"{name}.geometries.extxyz"
+    if not path.exists():
+        write_images(path, [Atoms(a.numbers, a.positions, info=dict(a.info)) for a in sample()])
+    images = load_images(path)  # read back even the first time, so that every run hashes the same digits
+    if len(images) != n:
+        raise ValueError(f"{path} holds {len(images)} geometries, not the {n} asked for; delete it (and the "
+                         f"record store beside it, if its records should go too) to sample again.")
+    return images
 
 
 def _campaign_dataset(name: str, images, runs: list[tuple[list[str], bool]], store_dir: Path, out_dir: Path) -> Path:
@@ -129,16 +174,27 @@ def _campaign_dataset(name: str, images, runs: list[tuple[list[str], bool]], sto
     exported = store.to_images()
     path = out_dir / f"{name}.extxyz"
     write_images(path, exported)
+    card_path = path.with_suffix(".json")
+    resumed = any(r.n_skipped for r in reports)  # a fresh store starts a fresh log
+    builds = _earlier_builds(card_path) if resumed else []
+    new_records = sum(r.n_ok + r.n_failed for r in reports)
+    if new_records or not builds:
+        builds.append({
+            "new_records": new_records,
+            "fd_checked": sum(r.n_fd_checked for r in reports),
+            "wall_time_s": round(time.perf_counter() - t0, 1),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        })
     card = {
         "n_geometries": len(exported),
         "runs": [{"levels": lv, "forces": "analytic" if f else "energies only"} for lv, f in runs],
         "records_ok": sum(1 for _ in store.successes()),
         "records_failed": [r["reason"] for r in store.failures()],
-        "fd_checked_this_build": sum(r.n_fd_checked for r in reports),
-        "wall_time_s_this_build": round(time.perf_counter() - t0, 1),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        # summed from the records' own provenance, so it stays right when a build resumes an earlier one
+        "compute_s_by_level": _compute_seconds(store),
+        "builds": builds,
     }
-    path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
     return path
 
 
@@ -149,10 +205,15 @@ def build_campaign_datasets(out_dir: str | Path | None = None, store_dir: str | 
     * ``water_monomer``: ``n_water`` normal-mode samples (300/600/1000 K) at CCSD(T), B3LYP and PBE0/cc-pVDZ
       with forces, and CCSD(T)/cc-pVTZ energies on the first 20 (basis-set check);
     * ``water_dimer``: the S22 dimer, a rigid O···O scan, random orientations and rattles: CCSD(T)/cc-pVDZ
-      energies, B3LYP/cc-pVDZ energies and forces (CCSD(T) forces of a 48-function dimer cost ~30 s each);
+      energies, B3LYP and B3LYP-D3BJ/cc-pVDZ energies and forces (CCSD(T) forces of a 48-function dimer cost
+      ~30 s each);
+    * ``water_dimer_s22x5``: the five S22x5 water dimers (0.9–2.0 × the equilibrium distance; published
+      CCSD(T)/CBS interaction energies in ``ase.data.s22``) and their two monomers: energies at CCSD(T), B3LYP
+      and B3LYP-D3BJ/cc-pVDZ;
     * ``methanol``: normal-mode samples: CCSD(T)/cc-pVDZ energies, B3LYP/cc-pVDZ energies and forces.
 
-    Resumable: the record stores in ``store_dir`` keep finished work across interruptions.
+    Resumable: the sampled geometries and the record stores in ``store_dir`` keep finished work across
+    interruptions and reruns.
     """
     from .data import DATA_DIR
     from .reference import distance_scan, get_system, normal_modes, orientation_samples, rattle_sample, sample_normal_modes
@@ -162,33 +223,51 @@ def build_campaign_datasets(out_dir: str | Path | None = None, store_dir: str | 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
 
-    modes = normal_modes(get_system("water"), SAMPLING_LEVEL)
-    water = []
-    for k, t in enumerate(WATER_TEMPERATURES):
-        n = n_water // 3 + (n_water % 3 if k == 2 else 0)
-        water += sample_normal_modes(modes, n, t, seed=10 + k)
-    dz = ["CCSD(T)/cc-pVDZ", "B3LYP/cc-pVDZ", "PBE0/cc-pVDZ"]
-    path = _campaign_dataset("water_monomer", water, [(dz, True)], store_dir, out_dir)
-    _campaign_dataset("water_monomer_tz_subset", water[:20], [(["CCSD(T)/cc-pVTZ"], False)], store_dir, out_dir)
-    paths.append(path)
+    def water_samples():
+        modes = normal_modes(get_system("water"), SAMPLING_LEVEL)
+        return [a for k, t in enumerate(WATER_TEMPERATURES)
+                for a in sample_normal_modes(modes, n_water // 3 + (n_water % 3 if k == 2 else 0), t, seed=10 + k)]
 
-    dimer = get_system("water_dimer")
-    w = get_system("water")
-    n_scan = n_dimer // 4
-    geoms = distance_scan(dimer, [3, 4, 5], np.linspace(2.5, 6.0, n_scan))
-    geoms += orientation_samples(w, w, 3.2, n_dimer // 4, seed=1)
-    geoms += orientation_samples(w, w, 4.5, n_dimer // 4, seed=2)
-    geoms += rattle_sample(dimer, n_dimer - len(geoms), stdev=0.04, seed=3)
-    paths.append(_campaign_dataset("water_dimer", geoms,
-                                   [(["CCSD(T)/cc-pVDZ"], False), (["B3LYP/cc-pVDZ"], True)], store_dir, out_dir))
+    def dimer_samples():
+        dimer, w = get_system("water_dimer"), get_system("water")
+        geoms = distance_scan(dimer, [3, 4, 5], np.linspace(2.5, 6.0, n_dimer // 4))
+        geoms += orientation_samples(w, w, 3.2, n_dimer // 4, seed=1)
+        geoms += orientation_samples(w, w, 4.5, n_dimer // 4, seed=2)
+        return geoms + rattle_sample(dimer, n_dimer - len(geoms), stdev=0.04, seed=3)
 
-    meoh_modes = normal_modes(get_system("methanol"), "HF/cc-pVDZ")
-    meoh = []
-    for k, t in enumerate(WATER_TEMPERATURES):
-        n = n_methanol // 3 + (n_methanol % 3 if k == 2 else 0)
-        meoh += sample_normal_modes(meoh_modes, n, t, seed=20 + k)
-    paths.append(_campaign_dataset("methanol", meoh,
-                                   [(["CCSD(T)/cc-pVDZ"], False), (["B3LYP/cc-pVDZ"], True)], store_dir, out_dir))
+    def s22x5_samples():
+        """The five S22x5 water dimers and the two monomers of the S22 geometry (rigid, so shared by all)."""
+        from ase.data import s22
+
+        dimers = []
+        for f in S22X5_FACTORS:
+            a = s22.create_s22_system(f"Water_dimer_{f}")
+            dimers.append(Atoms(a.numbers, a.positions, info={keys.SAMPLER: f"S22x5 Water_dimer_{f}",
+                                                                keys.S22X5_FACTOR: float(f)}))
+        s22_geometry = dimers[1]
+        monomers = [Atoms(s22_geometry[idx].numbers, s22_geometry[idx].positions,
+                          info={keys.SAMPLER: f"S22 water monomer {m}"})
+                    for m, idx in (("A", [0, 1, 2]), ("B", [3, 4, 5]))]
+        return dimers + monomers
+
+    def methanol_samples():
+        modes = normal_modes(get_system("methanol"), "HF/cc-pVDZ")
+        return [a for k, t in enumerate(WATER_TEMPERATURES)
+                for a in sample_normal_modes(modes, n_methanol // 3 + (n_methanol % 3 if k == 2 else 0), t,
+                                             seed=20 + k)]
+
+    def dataset(name, images, runs):
+        paths.append(_campaign_dataset(name, images, runs, store_dir, out_dir))
+
+    cc_e, b3lyp = (["CCSD(T)/cc-pVDZ"], False), "B3LYP/cc-pVDZ"
+    water = _fixed_geometries("water_monomer", store_dir, water_samples, n_water)
+    dataset("water_monomer", water, [(["CCSD(T)/cc-pVDZ", b3lyp, "PBE0/cc-pVDZ"], True)])
+    dataset("water_monomer_tz_subset", water[:20], [(["CCSD(T)/cc-pVTZ"], False)])
+    dataset("water_dimer", _fixed_geometries("water_dimer", store_dir, dimer_samples, n_dimer),
+            [cc_e, ([b3lyp, "B3LYP-D3BJ/cc-pVDZ"], True)])
+    dataset("water_dimer_s22x5", _fixed_geometries("water_dimer_s22x5", store_dir, s22x5_samples, 7),
+            [(["CCSD(T)/cc-pVDZ", b3lyp, "B3LYP-D3BJ/cc-pVDZ"], False)])
+    dataset("methanol", _fixed_geometries("methanol", store_dir, methanol_samples, n_methanol), [cc_e, ([b3lyp], True)])
     return paths
 
 

@@ -38,6 +38,10 @@ WALL_TIME: Final[str] = "wall_time_s"
 T1_DIAGNOSTIC: Final[str] = "t1_diagnostic"
 #: Host name of the machine that computed a record.
 HOST: Final[str] = "host"
+#: PySCF OpenMP threads a record was computed with.
+THREADS: Final[str] = "threads"
+#: Threads of the BLAS libraries (numpy's, PySCF's) a record was computed with (the smallest, if they differ).
+BLAS_THREADS: Final[str] = "blas_threads"
 #: True when the record needed the fallback SCF settings (level shift, atom guess).
 RETRIED: Final[str] = "retried"
 #: SCF iterations of a record.
@@ -50,6 +54,12 @@ FORCES_METHOD: Final[str] = "forces_method"
 FD_CHECK_MAX_ERROR: Final[str] = "fd_check_max_error"
 #: Whether a checked record's analytic forces agreed with finite differences.
 FD_CHECK_PASSED: Final[str] = "fd_check_passed"
+#: How a geometry was made, e.g. "rigid distance scan" (set by :mod:`mlipviz.reference.samplers`).
+SAMPLER: Final[str] = "sampler"
+#: Centre-of-mass distance between the two fragments of a rigid-body sample, Å.
+COM_DISTANCE: Final[str] = "com_distance_A"
+#: Intermolecular distance of an S22x5 geometry, as a multiple of the S22 equilibrium one.
+S22X5_FACTOR: Final[str] = "s22x5_factor"
 #: Temperature a geometry was sampled at, K.
 SAMPLING_TEMPERATURE: Final[str] = "sampling_temperature_K"
 

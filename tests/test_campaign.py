@@ -30,7 +30,7 @@ def rattled_waters(n, seed=0, scale=0.05):
 def client():
     from dask.distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
         with Client(cluster) as c:
             yield c
 
@@ -170,3 +170,40 @@ def test_first_record_guard_can_be_switched_off_for_timing(tmp_path, client):
                           fd_check_first=False, progress=False)
     assert report.n_fd_checked == 0
     assert all(keys.FD_CHECK_PASSED not in r["provenance"] for r in RecordStore(tmp_path / "s.jsonl").records)
+
+
+def _worker_environment():
+    from threadpoolctl import threadpool_info
+
+    blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas" and p["threading_layer"] != "disabled"]
+    return {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")}, blas
+
+
+def test_local_cluster_sets_threads_and_leaves_this_process_alone(tmp_path, monkeypatch):
+    from dask.distributed import Client
+
+    from mlipviz.reference.campaign import local_cluster
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # as an earlier default Dask cluster leaves it
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with local_cluster(1, 2) as cluster, Client(cluster) as c:
+        env, blas = c.submit(_worker_environment).result()
+        assert env == {"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2", "MALLOC_TRIM_THRESHOLD_": None}
+        assert blas and set(blas) == {2}
+        # tasks set their thread count themselves, so any cluster (here one started with 2) obeys the campaign
+        run_campaign(rattled_waters(1), CHEAP, tmp_path / "s.jsonl", client=c, threads_per_worker=1,
+                     fd_check_first=False, progress=False)
+    prov = RecordStore(tmp_path / "s.jsonl").records[0]["provenance"]
+    assert (prov[keys.THREADS], prov[keys.BLAS_THREADS]) == (1, 1)
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536" and "OMP_NUM_THREADS" not in os.environ
+    with pytest.raises(ValueError, match="n_workers must be a positive integer, got 0"):
+        local_cluster(0, 1)
+    with pytest.raises(ValueError, match="threads_per_worker must be a positive integer"):
+        run_campaign(rattled_waters(1), CHEAP, tmp_path / "t.jsonl", threads_per_worker=0, progress=False)
+
+
+def test_dispersion_level_without_its_package_is_refused_before_any_work(tmp_path, client, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyscf.dispersion", None)  # as if pyscf-dispersion were not installed
+    with pytest.raises(ValueError, match=r"B3LYP-D3BJ/sto-3g needs .*pip install pyscf-dispersion"):
+        run_campaign(rattled_waters(2), ["HF/sto-3g", "B3LYP-D3BJ/sto-3g"], tmp_path / "s.jsonl", client=client)
+    assert RecordStore(tmp_path / "s.jsonl").records == []

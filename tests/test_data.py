@@ -1,5 +1,7 @@
 """mlipviz.data: structure files, atomic writes, and the embedded dataset and model."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -55,3 +57,24 @@ def test_embedded_model_is_weights_only_and_accurate(embedded_model_dir, embedde
     stats = evaluate(MLIPCalculator(model, config, device="cpu"), test, "CCSD(T)/cc-pVDZ")
     assert stats["forces"]["MAE"].value < 60  # meV/Å
     assert stats["energy"]["MAE"].value < 15  # meV
+
+
+def test_embedded_campaign_datasets_match_their_cards_and_pyscf():
+    from mlipviz.data import DATA_DIR
+    from mlipviz.reference import run_pyscf
+
+    for card_path in sorted((DATA_DIR / "campaigns").glob("*.json")):
+        card = json.loads(card_path.read_text())
+        images = load_images(card_path.with_suffix(".extxyz"))
+        assert len(images) == card["n_geometries"] and not card["records_failed"], card_path.name
+        for run in card["runs"]:
+            for name in run["levels"]:
+                lv = get_level(name)
+                assert np.all(np.isfinite(level_energy(images, lv))), (card_path.name, name)
+                assert all(a.info[keys.provenance_key(lv.slug, keys.CONVERGED)] for a in images)
+                if run["forces"] == "analytic":
+                    assert len(level_forces(images, lv)) == len(images)
+        # recompute one stored record (the cheapest level, the last geometry): the file holds what PySCF gives
+        cheapest = min((get_level(n) for r in card["runs"] for n in r["levels"]), key=lambda lv: lv.spec.correlated)
+        stored = level_energy(images[-1:], cheapest)[0]
+        assert run_pyscf(images[-1], cheapest, forces=False).energy == pytest.approx(stored, abs=1e-5), card_path.name

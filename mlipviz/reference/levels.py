@@ -27,6 +27,8 @@ class MethodSpec:
         name: Canonical display name, e.g. "CCSD(T)".
         kind: One of "hf", "dft", "mp2", "ccsd", "ccsd_t".
         xc: Exchange-correlation functional string for PySCF (DFT only).
+        disp: Empirical dispersion correction for PySCF's ``mf.disp`` (e.g. "d3bj"), from the
+            pyscf-dispersion package; energies and gradients both include it.
         correlated: Whether the method correlates electrons beyond the mean field (frozen core applies).
         open_shell_gradient: Whether PySCF's analytic gradient for the open-shell (unrestricted) variant
             is trustworthy. UCCSD(T) gradients disagree with finite differences (pyscf issue 3305).
@@ -35,6 +37,7 @@ class MethodSpec:
     name: str
     kind: str
     xc: str | None = None
+    disp: str | None = None
     correlated: bool = False
     open_shell_gradient: bool = True
 
@@ -44,6 +47,10 @@ METHODS: dict[str, MethodSpec] = {
     "HF": MethodSpec("HF", "hf"),
     "B3LYP": MethodSpec("B3LYP", "dft", xc="b3lyp"),
     "PBE0": MethodSpec("PBE0", "dft", xc="pbe0"),
+    # Grimme's D3 with Becke–Johnson damping: Grimme, Ehrlich, Goerigk, J. Comput. Chem. 32, 1456 (2011),
+    # doi:10.1002/jcc.21759.
+    "B3LYP-D3BJ": MethodSpec("B3LYP-D3BJ", "dft", xc="b3lyp", disp="d3bj"),
+    "PBE0-D3BJ": MethodSpec("PBE0-D3BJ", "dft", xc="pbe0", disp="d3bj"),
     "PBE": MethodSpec("PBE", "dft", xc="pbe"),
     "MP2": MethodSpec("MP2", "mp2", correlated=True),
     "CCSD": MethodSpec("CCSD", "ccsd", correlated=True),

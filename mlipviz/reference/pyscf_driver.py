@@ -89,6 +89,22 @@ def check_gradient_trusted(level: Level, spin: int) -> None:
         )
 
 
+def check_dispersion_available(level: Level) -> None:
+    """Refuse a dispersion-corrected level when PySCF's D3/D4 interface is not installed.
+
+    Raises:
+        ValueError: naming the level and the package to install.
+    """
+    if not level.spec.disp:
+        return
+    try:
+        import pyscf.dispersion  # noqa: F401  (the pyscf-dispersion package)
+    except ImportError:
+        raise ValueError(
+            f"{level.name} needs PySCF's dispersion interface: pip install pyscf-dispersion."
+        ) from None
+
+
 def _mean_field(mol, level: Level, scf_options: dict | None = None):
     from pyscf import dft, scf
 
@@ -96,6 +112,9 @@ def _mean_field(mol, level: Level, scf_options: dict | None = None):
     if level.spec.kind == "dft":
         mf = dft.RKS(mol) if restricted else dft.UKS(mol)
         mf.xc = level.spec.xc
+        if level.spec.disp:
+            check_dispersion_available(level)
+            mf.disp = level.spec.disp
     else:
         mf = scf.RHF(mol) if restricted else scf.UHF(mol)
     mf.conv_tol = SCF_CONV_TOL

@@ -14,11 +14,10 @@ import numpy as np
 from ase import Atoms
 from scipy.spatial.transform import Rotation
 
+from .. import keys
 from .validate import as_atoms
 
 __all__ = ["rattle_sample", "md_sample", "distance_scan", "orientation_samples"]
-
-SAMPLER = "sampler"
 
 
 def _positive_int(name, value):
@@ -44,7 +43,7 @@ def rattle_sample(atoms: Atoms | str, n_samples: int, stdev: float = 0.05, seed:
     for _ in range(n_samples):
         a = atoms.copy()
         a.positions += rng.normal(0.0, stdev, a.positions.shape)
-        a.info[SAMPLER] = f"rattle stdev={stdev} Å"
+        a.info[keys.SAMPLER] = f"rattle stdev={stdev} Å"
         out.append(a)
     return out
 
@@ -93,8 +92,8 @@ def md_sample(
     for f in frames[skip + 1 :][:n_samples]:
         a = Atoms(f.numbers, f.positions, cell=f.cell, pbc=f.pbc)
         a.info.update(atoms.info)
-        a.info[SAMPLER] = f"Langevin MD {temperature_K} K"
-        a.info["sampling_temperature_K"] = float(temperature_K)
+        a.info[keys.SAMPLER] = f"Langevin MD {temperature_K} K"
+        a.info[keys.SAMPLING_TEMPERATURE] = float(temperature_K)
         out.append(a)
     return out
 
@@ -132,8 +131,8 @@ def distance_scan(cluster: Atoms | str, fragment: Sequence[int], distances: Sequ
             raise ValueError(f"distances must be positive, got {d!r}.")
         a = cluster.copy()
         a.positions[idx] += com_a + d * axis - com_b
-        a.info[SAMPLER] = "rigid distance scan"
-        a.info["com_distance_A"] = float(d)
+        a.info[keys.SAMPLER] = "rigid distance scan"
+        a.info[keys.COM_DISTANCE] = float(d)
         out.append(a)
     return out
 
@@ -173,7 +172,7 @@ def orientation_samples(
         if np.linalg.norm(xa[:, None] - xb[None], axis=-1).min() < min_contact:
             continue
         dimer = Atoms(np.concatenate([mol_a.numbers, mol_b.numbers]), np.concatenate([xa, xb]))
-        dimer.info[SAMPLER] = "random rigid orientation"
-        dimer.info["com_distance_A"] = float(distance)
+        dimer.info[keys.SAMPLER] = "random rigid orientation"
+        dimer.info[keys.COM_DISTANCE] = float(distance)
         out.append(dimer)
     return out
