@@ -8,8 +8,9 @@ Run ``python -m mlipviz.datasets`` (or ``make data``). The recipe:
    analytic forces;
 4. train PaiNN on the CCSD(T) labels and save it as ``config.json`` + weights-only ``model.pt``.
 
-Labelling is resumable: finished records are appended to ``<dataset>.partial`` one at a time, and a rerun
-skips them.
+Labelling goes through :func:`mlipviz.reference.campaign.run_campaign`, like the reference-lab datasets
+(``--campaigns``): it is resumable and crash-safe, the sampled geometries and record stores are kept in
+``build/campaigns/``, and every dataset gets a JSON data card that logs its builds.
 """
 
 from __future__ import annotations
@@ -21,11 +22,9 @@ import platform
 import time
 from pathlib import Path
 
-import ase.io
 import numpy as np
 from ase import Atoms
 from ase.build import molecule
-from tqdm.auto import tqdm
 
 from . import keys
 from .data import water_dataset_path, water_model_dir, write_images
@@ -38,56 +37,38 @@ WATER_LEVELS = ("CCSD(T)/cc-pVDZ", "B3LYP/cc-pVDZ")
 WATER_TEMPERATURES = (300.0, 600.0, 1000.0)
 #: Level of the geometry optimisation and Hessian for sampling.
 SAMPLING_LEVEL = "B3LYP/cc-pVDZ"
-SAMPLE_INDEX = "sample_index"
+#: Where the datasets' sampled geometries and record stores are kept between runs.
+CAMPAIGN_STORES = "build/campaigns"
 
 
-def build_water_dataset(n_geometries: int = 300, path: str | Path | None = None, seed: int = 0) -> Path:
-    """Sample and label the water dataset (resumable).
+def build_water_dataset(n_geometries: int = 300, path: str | Path | None = None, seed: int = 0,
+                        store_dir: str | Path = CAMPAIGN_STORES) -> Path:
+    """Sample and label the water dataset through the campaign path (resumable, crash-safe).
 
     Args:
         n_geometries: Total geometries, split evenly over :data:`WATER_TEMPERATURES`.
-        path: Output extxyz; default :func:`mlipviz.data.water_dataset_path`.
+        path: Output extxyz; default :func:`mlipviz.data.water_dataset_path`. A data card is written beside it.
         seed: Base random seed.
+        store_dir: Where the sampled geometries and the record store are kept between runs.
 
     Returns:
         The path of the finished dataset.
     """
-    from .reference import label, normal_modes, sample_normal_modes
+    from .reference import normal_modes, sample_normal_modes
 
     path = Path(path) if path else water_dataset_path()
-    partial = path.with_name(path.name + ".partial")
-    modes = normal_modes(molecule("H2O"), SAMPLING_LEVEL)
-    per_t = [n_geometries // len(WATER_TEMPERATURES)] * len(WATER_TEMPERATURES)
-    per_t[-1] += n_geometries - sum(per_t)
-    images = []
-    for k, (t, n) in enumerate(zip(WATER_TEMPERATURES, per_t)):
-        images += sample_normal_modes(modes, n, t, quantum=True, seed=seed + k)
-    for i, a in enumerate(images):
-        a.info[SAMPLE_INDEX] = i
-    done = {}
-    if partial.exists():
-        done = {a.info[SAMPLE_INDEX]: a for a in ase.io.read(partial, ":")}
-    t0 = time.perf_counter()
-    for a in tqdm(images, desc="labelling water"):
-        if a.info[SAMPLE_INDEX] in done:
-            continue
-        rec = label(a, WATER_LEVELS)
-        rec.calc = None
-        write_images(partial, rec, append=True)
-        done[a.info[SAMPLE_INDEX]] = rec
-    ordered = [done[i] for i in range(len(images))]
-    write_images(path, ordered)
-    partial.unlink()
-    card = {
-        "levels": list(WATER_LEVELS),
-        "frozen_core": False,
-        "n_geometries": len(ordered),
-        "sampling": f"quantum normal-mode sampling at {list(WATER_TEMPERATURES)} K around the {SAMPLING_LEVEL} minimum",
-        "labelling_wall_time_s_this_run": round(time.perf_counter() - t0, 1),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-    }
-    path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    return path
+
+    def samples():
+        modes = normal_modes(molecule("H2O"), SAMPLING_LEVEL)
+        per_t = [n_geometries // len(WATER_TEMPERATURES)] * len(WATER_TEMPERATURES)
+        per_t[-1] += n_geometries - sum(per_t)
+        images = []
+        for k, (t, n) in enumerate(zip(WATER_TEMPERATURES, per_t)):
+            images += sample_normal_modes(modes, n, t, quantum=True, seed=seed + k)
+        return images
+
+    images = _fixed_geometries(path.stem, Path(store_dir), samples, n_geometries)
+    return _campaign_dataset(path.stem, images, [(list(WATER_LEVELS), True)], Path(store_dir), path.parent)
 
 
 def train_water_model(dataset: str | Path | None = None, out: str | Path | None = None, max_time_s: float = 600, seed: int = 0):
@@ -135,12 +116,7 @@ def _earlier_builds(card_path: Path) -> list[dict]:
     """The build log of an existing data card: each build that added records, how many, how long, where."""
     if not card_path.exists():
         return []
-    old = json.loads(card_path.read_text())
-    if "builds" in old:
-        return old["builds"]
-    # a card written before the log existed: its one build
-    return [{"new_records": old["records_ok"], "fd_checked": old["fd_checked_this_build"],
-             "wall_time_s": old["wall_time_s_this_build"], "machine": old["machine"]}]
+    return json.loads(card_path.read_text()).get("builds", [])
 
 
 def _fixed_geometries(name: str, store_dir: Path, sample, n: int) -> list:
@@ -165,13 +141,14 @@ def _fixed_geometries(name: str, store_dir: Path, sample, n: int) -> list:
 def _campaign_dataset(name: str, images, runs: list[tuple[list[str], bool]], store_dir: Path, out_dir: Path) -> Path:
     """Run one or more campaigns over ``images`` into one store, export extxyz, write the data card."""
     from .reference.campaign import run_campaign
-    from .reference.store import RecordStore
+    from .reference.store import RecordStore, geometry_key
 
     store_path = store_dir / f"{name}.jsonl"
     t0 = time.perf_counter()
     reports = [run_campaign(images, levels, store_path, forces=forces, fd_check_fraction=0.01) for levels, forces in runs]
     store = RecordStore(store_path)
-    exported = store.to_images()
+    labelled = {geometry_key(a): a for a in store.to_images()}
+    exported = [labelled[k] for k in map(geometry_key, images) if k in labelled]  # in sampling order
     path = out_dir / f"{name}.extxyz"
     write_images(path, exported)
     card_path = path.with_suffix(".json")
@@ -198,7 +175,7 @@ def _campaign_dataset(name: str, images, runs: list[tuple[list[str], bool]], sto
     return path
 
 
-def build_campaign_datasets(out_dir: str | Path | None = None, store_dir: str | Path = "build/campaigns",
+def build_campaign_datasets(out_dir: str | Path | None = None, store_dir: str | Path = CAMPAIGN_STORES,
                             n_water: int = 1000, n_dimer: int = 100, n_methanol: int = 100) -> list[Path]:
     """The reference-lab datasets, made through the same Dask campaign path a cluster would use.
 

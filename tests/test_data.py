@@ -78,3 +78,31 @@ def test_embedded_campaign_datasets_match_their_cards_and_pyscf():
         cheapest = min((get_level(n) for r in card["runs"] for n in r["levels"]), key=lambda lv: lv.spec.correlated)
         stored = level_energy(images[-1:], cheapest)[0]
         assert run_pyscf(images[-1], cheapest, forces=False).energy == pytest.approx(stored, abs=1e-5), card_path.name
+
+
+def test_dataset_recipe_keeps_geometries_order_and_a_build_log(tmp_path):
+    from ase import Atoms
+
+    from mlipviz.datasets import _campaign_dataset, _fixed_geometries
+
+    rng = np.random.default_rng(3)
+    base = np.array([(0.0, 0.0, 0.0), (0.0, -0.757, 0.587), (0.0, 0.757, 0.587)])
+    calls = []
+
+    def sample():
+        calls.append(1)
+        return [Atoms("OH2", positions=base + rng.normal(0, 0.05, base.shape), info={"i": i}) for i in range(4)]
+
+    images = _fixed_geometries("w", tmp_path, sample, 4)
+    assert _fixed_geometries("w", tmp_path, sample, 4)[2].positions.tolist() == images[2].positions.tolist()
+    assert len(calls) == 1  # sampled once, then read back
+    with pytest.raises(ValueError, match="holds 4 geometries, not the 5 asked for"):
+        _fixed_geometries("w", tmp_path, sample, 5)
+
+    path = _campaign_dataset("w", images, [(["HF/sto-3g"], True)], tmp_path, tmp_path / "out")
+    _campaign_dataset("w", images, [(["HF/sto-3g"], True)], tmp_path, tmp_path / "out")  # nothing new
+    _campaign_dataset("w", images, [(["HF/sto-3g", "B3LYP/sto-3g"], True)], tmp_path, tmp_path / "out")
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert [b["new_records"] for b in card["builds"]] == [4, 4]
+    assert set(card["compute_s_by_level"]) == {"HF/sto-3g", "B3LYP/sto-3g"} and card["records_ok"] == 8
+    assert [a.info["i"] for a in load_images(path)] == [0, 1, 2, 3]  # sampling order, whatever finished first

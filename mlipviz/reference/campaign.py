@@ -192,6 +192,13 @@ def _compute_record(numbers, positions, info, level, forces, fd_check, fd_tolera
 
 #: Thread variables of the worker processes of :func:`local_cluster`, set before each worker starts.
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: Less background work in each worker while PySCF keeps every core busy: no statistical profiler sampling the
+#: task thread every 10 ms, a slower memory monitor and event-loop tick (about 1 % in benchmarks/labelling.py).
+_QUIET_WORKERS = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.tick.interval": "200ms",
+}
 
 
 def local_cluster(n_workers: int | None = None, threads_per_worker: int = 1):
@@ -204,6 +211,7 @@ def local_cluster(n_workers: int | None = None, threads_per_worker: int = 1):
     BLAS get ``threads_per_worker`` threads, and ``MALLOC_TRIM_THRESHOLD_``, which Dask sets to 64 kB by
     default, is left unset. With it, glibc returns freed memory eagerly and PySCF, which allocates many
     short-lived large arrays, ran its CCSD(T) gradients about 17 % slower (``benchmarks/labelling.py``).
+    Its workers also skip Dask's statistical profiler, whose dashboard panel campaigns do not need.
 
     Args:
         n_workers: Worker processes; default cores ÷ ``threads_per_worker``.
@@ -221,7 +229,8 @@ def local_cluster(n_workers: int | None = None, threads_per_worker: int = 1):
     saved = {k: os.environ.get(k) for k in (*_THREAD_VARIABLES, "MALLOC_TRIM_THRESHOLD_")}
     os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     try:
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": {k: threads for k in _THREAD_VARIABLES}}):
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": {k: threads for k in _THREAD_VARIABLES},
+                              **_QUIET_WORKERS}):
             return LocalCluster(
                 n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
             )

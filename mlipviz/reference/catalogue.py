@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 from ase import Atoms
-from ase.build import molecule
-from ase.collections import s22
 
 __all__ = ["CATALOGUE", "get_system", "system_names"]
 
@@ -30,6 +28,19 @@ def _water(o: np.ndarray, donor_dir: np.ndarray, plane_normal: np.ndarray) -> At
     return Atoms("OH2", positions=[o, o + _R_OH * d, o + _R_OH * h2])
 
 
+def _g2(name: str) -> Atoms:
+    """A molecule of ASE's G2 set (imported on use: ``ase.build`` costs half a second, paid by every worker)."""
+    from ase.build import molecule
+
+    return molecule(name)
+
+
+def _s22(name: str) -> Atoms:
+    from ase.collections import s22
+
+    return s22[name].copy()
+
+
 def water_trimer() -> Atoms:
     """Cyclic water trimer: each water donates one hydrogen bond to the next, free H's out of the ring."""
     r = HBOND_OO / np.sqrt(3)
@@ -44,7 +55,7 @@ def water_trimer() -> Atoms:
 
 def water_methanol() -> Atoms:
     """Methanol donating a hydrogen bond from its OH to a water oxygen."""
-    meoh = molecule("CH3OH")
+    meoh = _g2("CH3OH")
     sym = meoh.get_chemical_symbols()
     o = sym.index("O")
     h = min((i for i, s in enumerate(sym) if s == "H"), key=lambda i: meoh.get_distance(o, i))
@@ -58,13 +69,13 @@ def water_methanol() -> Atoms:
 
 #: name -> (builder, short description)
 CATALOGUE = {
-    "water": (lambda: molecule("H2O"), "H2O monomer, covalent"),
-    "water_dimer": (lambda: s22["Water_dimer"].copy(), "S22 water dimer, one hydrogen bond"),
+    "water": (lambda: _g2("H2O"), "H2O monomer, covalent"),
+    "water_dimer": (lambda: _s22("Water_dimer"), "S22 water dimer, one hydrogen bond"),
     "water_trimer": (water_trimer, "cyclic water trimer, three hydrogen bonds"),
-    "methane": (lambda: molecule("CH4"), "CH4, covalent"),
-    "ammonia": (lambda: molecule("NH3"), "NH3, covalent, lone pair"),
-    "formaldehyde": (lambda: molecule("H2CO"), "H2CO, C=O double bond"),
-    "methanol": (lambda: molecule("CH3OH"), "CH3OH, covalent, rotor"),
+    "methane": (lambda: _g2("CH4"), "CH4, covalent"),
+    "ammonia": (lambda: _g2("NH3"), "NH3, covalent, lone pair"),
+    "formaldehyde": (lambda: _g2("H2CO"), "H2CO, C=O double bond"),
+    "methanol": (lambda: _g2("CH3OH"), "CH3OH, covalent, rotor"),
     "water_methanol": (water_methanol, "CH3OH···H2O, hydrogen-bonded mixture cluster"),
 }
 

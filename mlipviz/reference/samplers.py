@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from scipy.spatial.transform import Rotation
 
 from .. import keys
 from .validate import as_atoms
@@ -152,6 +151,8 @@ def orientation_samples(
     Raises:
         ValueError: if too few orientations pass the contact test (distance too short).
     """
+    from scipy.spatial.transform import Rotation
+
     mol_a, mol_b = as_atoms(mol_a, "mol_a"), as_atoms(mol_b, "mol_b")
     _positive_int("n_samples", n_samples)
     rng = np.random.default_rng(seed)

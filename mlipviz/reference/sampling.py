@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms, units
-from ase.optimize import BFGS
 
 from .. import keys
 from .calculator import PySCFCalculator
@@ -131,6 +130,8 @@ def normal_modes(
     Returns:
         :class:`NormalModes` of the (optimised) structure.
     """
+    from ase.optimize import BFGS  # here, not at the top: it pulls in scipy.optimize, slow for Dask workers
+
     work = as_atoms(atoms).copy()
     if optimize:
         work.calc = PySCFCalculator(level)
