@@ -210,7 +210,7 @@ def local_cluster(n_workers: int | None = None, threads_per_worker: int = 1):
     It differs from Dask's default ``LocalCluster`` in the environment its workers start with: OpenMP and
     BLAS get ``threads_per_worker`` threads, and ``MALLOC_TRIM_THRESHOLD_``, which Dask sets to 64 kB by
     default, is left unset. With it, glibc returns freed memory eagerly and PySCF, which allocates many
-    short-lived large arrays, ran its CCSD(T) gradients about 17 % slower (``benchmarks/labelling.py``).
+    short-lived large arrays, ran its CCSD(T) gradients 15–21 % slower (``benchmarks/labelling.py``).
     Its workers also skip Dask's statistical profiler, whose dashboard panel campaigns do not need.
 
     Args:
