@@ -40,7 +40,7 @@ T1_DIAGNOSTIC: Final[str] = "t1_diagnostic"
 HOST: Final[str] = "host"
 #: PySCF OpenMP threads a record was computed with.
 THREADS: Final[str] = "threads"
-#: Threads of the BLAS libraries (numpy's, PySCF's) a record was computed with (the smallest, if they differ).
+#: Threads of numpy's BLAS a record was computed with (PySCF's own bundled BLAS is single-threaded by build).
 BLAS_THREADS: Final[str] = "blas_threads"
 #: True when the record needed the fallback SCF settings (level shift, atom guess).
 RETRIED: Final[str] = "retried"
