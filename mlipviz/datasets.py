@@ -54,18 +54,12 @@ def build_water_dataset(n_geometries: int = 300, path: str | Path | None = None,
     Returns:
         The path of the finished dataset.
     """
-    from .reference import normal_modes, sample_normal_modes
+    from .reference import normal_modes
 
     path = Path(path) if path else water_dataset_path()
 
     def samples():
-        modes = normal_modes(molecule("H2O"), SAMPLING_LEVEL)
-        per_t = [n_geometries // len(WATER_TEMPERATURES)] * len(WATER_TEMPERATURES)
-        per_t[-1] += n_geometries - sum(per_t)
-        images = []
-        for k, (t, n) in enumerate(zip(WATER_TEMPERATURES, per_t)):
-            images += sample_normal_modes(modes, n, t, quantum=True, seed=seed + k)
-        return images
+        return _over_temperatures(normal_modes(molecule("H2O"), SAMPLING_LEVEL), n_geometries, seed)
 
     images = _fixed_geometries(path.stem, Path(store_dir), samples, n_geometries)
     return _campaign_dataset(path.stem, images, [(list(WATER_LEVELS), True)], Path(store_dir), path.parent)
@@ -101,6 +95,17 @@ S22X5_FACTORS = ("0.9", "1.0", "1.2", "1.5", "2.0")
 
 #: Where campaign datasets are written (extxyz + a JSON data card each).
 CAMPAIGN_DATA = "campaigns"
+
+
+def _over_temperatures(modes, n: int, seed: int) -> list:
+    """``n`` quantum normal-mode samples, an equal share at each of :data:`WATER_TEMPERATURES` (the remainder
+    at the last), with seeds ``seed``, ``seed + 1``, ..."""
+    from .reference import sample_normal_modes
+
+    shares = [n // len(WATER_TEMPERATURES)] * len(WATER_TEMPERATURES)
+    shares[-1] += n - sum(shares)
+    return [a for k, (t, share) in enumerate(zip(WATER_TEMPERATURES, shares))
+            for a in sample_normal_modes(modes, share, t, quantum=True, seed=seed + k)]
 
 
 def _compute_seconds(store) -> dict[str, float]:
@@ -193,7 +198,7 @@ def build_campaign_datasets(out_dir: str | Path | None = None, store_dir: str | 
     interruptions and reruns.
     """
     from .data import DATA_DIR
-    from .reference import distance_scan, get_system, normal_modes, orientation_samples, rattle_sample, sample_normal_modes
+    from .reference import distance_scan, get_system, normal_modes, orientation_samples, rattle_sample
 
     out_dir = Path(out_dir) if out_dir else DATA_DIR / CAMPAIGN_DATA
     store_dir = Path(store_dir)
@@ -201,9 +206,7 @@ def build_campaign_datasets(out_dir: str | Path | None = None, store_dir: str | 
     paths = []
 
     def water_samples():
-        modes = normal_modes(get_system("water"), SAMPLING_LEVEL)
-        return [a for k, t in enumerate(WATER_TEMPERATURES)
-                for a in sample_normal_modes(modes, n_water // 3 + (n_water % 3 if k == 2 else 0), t, seed=10 + k)]
+        return _over_temperatures(normal_modes(get_system("water"), SAMPLING_LEVEL), n_water, 10)
 
     def dimer_samples():
         dimer, w = get_system("water_dimer"), get_system("water")
@@ -228,10 +231,7 @@ def build_campaign_datasets(out_dir: str | Path | None = None, store_dir: str | 
         return dimers + monomers
 
     def methanol_samples():
-        modes = normal_modes(get_system("methanol"), "HF/cc-pVDZ")
-        return [a for k, t in enumerate(WATER_TEMPERATURES)
-                for a in sample_normal_modes(modes, n_methanol // 3 + (n_methanol % 3 if k == 2 else 0), t,
-                                             seed=20 + k)]
+        return _over_temperatures(normal_modes(get_system("methanol"), "HF/cc-pVDZ"), n_methanol, 20)
 
     def dataset(name, images, runs):
         paths.append(_campaign_dataset(name, images, runs, store_dir, out_dir))

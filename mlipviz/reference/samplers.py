@@ -14,14 +14,9 @@ import numpy as np
 from ase import Atoms
 
 from .. import keys
-from .validate import as_atoms
+from .validate import as_atoms, check_positive_int
 
 __all__ = ["rattle_sample", "md_sample", "distance_scan", "orientation_samples"]
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 def rattle_sample(atoms: Atoms | str, n_samples: int, stdev: float = 0.05, seed: int | None = 0) -> list[Atoms]:
@@ -34,7 +29,7 @@ def rattle_sample(atoms: Atoms | str, n_samples: int, stdev: float = 0.05, seed:
         seed: Random seed.
     """
     atoms = as_atoms(atoms)
-    _positive_int("n_samples", n_samples)
+    check_positive_int(n_samples, "n_samples")
     if not stdev >= 0:
         raise ValueError(f"stdev must be a non-negative distance in Å, got {stdev!r}.")
     rng = np.random.default_rng(seed)
@@ -78,8 +73,8 @@ def md_sample(
     from ..md import run_md
 
     atoms = as_atoms(atoms)
-    _positive_int("n_samples", n_samples)
-    _positive_int("interval_steps", interval_steps)
+    check_positive_int(n_samples, "n_samples")
+    check_positive_int(interval_steps, "interval_steps")
     n_steps = equilibration_steps + n_samples * interval_steps
     with tempfile.TemporaryDirectory() as tmp:
         traj = Path(tmp) / "md.traj"
@@ -154,7 +149,7 @@ def orientation_samples(
     from scipy.spatial.transform import Rotation
 
     mol_a, mol_b = as_atoms(mol_a, "mol_a"), as_atoms(mol_b, "mol_b")
-    _positive_int("n_samples", n_samples)
+    check_positive_int(n_samples, "n_samples")
     rng = np.random.default_rng(seed)
     pa = mol_a.positions - mol_a.get_center_of_mass()
     pb = mol_b.positions - mol_b.get_center_of_mass()

@@ -24,7 +24,7 @@ from ase import Atoms, units
 from .. import keys
 from .calculator import PySCFCalculator
 from .levels import Level, get_level
-from .validate import as_atoms
+from .validate import as_atoms, check_positive_int
 
 __all__ = ["NormalModes", "normal_modes", "sample_normal_modes", "mode_variances", "HBAR"]
 
@@ -180,8 +180,7 @@ def sample_normal_modes(
     Returns:
         ``n_samples`` structures (Å), each with ``info["sampling_temperature_K"]``.
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+    check_positive_int(n_samples, "n_samples")
     rng = np.random.default_rng(seed)
     sigma = np.sqrt(mode_variances(modes.omega, temperature_K, quantum))
     inv_sqm = 1.0 / np.sqrt(modes.atoms.get_masses())[:, None]

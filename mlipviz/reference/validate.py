@@ -12,7 +12,15 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from .levels import Level
 
-__all__ = ["MIN_DISTANCE", "as_atoms", "check_atoms", "check_symbols", "electron_count", "resolve_spin"]
+__all__ = [
+    "MIN_DISTANCE",
+    "as_atoms",
+    "check_atoms",
+    "check_positive_int",
+    "check_symbols",
+    "electron_count",
+    "resolve_spin",
+]
 
 #: Two atoms closer than this (Å) are treated as overlapping.
 MIN_DISTANCE = 0.3
@@ -116,3 +124,14 @@ def as_atoms(structure, name: str = "structure") -> Atoms:
 
         return load_images(structure, index=0)[0]
     return check_atoms(structure, name)
+
+
+def check_positive_int(value, name: str) -> int:
+    """``value`` if it is a positive integer (Python or NumPy, not bool).
+
+    Raises:
+        ValueError: naming ``name`` and the value given.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return value
