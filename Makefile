@@ -3,7 +3,7 @@
 #   make venv    create .venv (Python 3.12) and install mlipviz[test] in editable mode
 #   make system  install Debian's chromium (for the browser tests) if it is missing
 #   make lab     start JupyterLab on notebooks/          (LAB_ARGS="--ip=0.0.0.0 --no-browser")
-#   make test    unit tests + every notebook via nbmake, in smoke mode
+#   make test    the import-layer contract, unit tests + every notebook via nbmake, in smoke mode
 #   make demo    run every notebook, write build/index.html (SMOKE=1, DEMO_ARGS="--only 01 03")
 #   make data    regenerate the embedded reference data
 #   make clean   remove build/
@@ -72,13 +72,14 @@ lab: venv
 # Test paths are spelled out (pyproject's testpaths only names tests/).
 # A failing pytest fails make (make reports pytest's exit code as "Error N").
 test: venv system
+	$(VENV_BIN)/lint-imports
 	MLIPVIZ_SMOKE=1 $(VENV_BIN)/python -m pytest tests --nbmake notebooks -ra --durations=15 $(PYTEST_ARGS)
 
 demo: venv
 	$(DEMO_ENV) $(VENV_BIN)/python -m mlipviz.demo $(DEMO_ARGS)
 
 data: venv
-	$(VENV_BIN)/python -m mlipviz.datasets
+	$(VENV_BIN)/python data/build.py
 
 clean:
 	rm -rf build/

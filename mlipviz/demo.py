@@ -41,6 +41,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from tqdm import tqdm
 
+from .runmode import SMOKE_VARIABLE, smoke_mode
+
 DEFAULT_NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 """The repository's ``notebooks/`` folder (this package's parent directory)."""
 
@@ -48,7 +50,6 @@ DEFAULT_TIMEOUT = 3600
 """Seconds a single cell may run before the notebook is marked failed."""
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_FALSY = {"", "0", "false", "no", "off"}
 
 
 @dataclass
@@ -77,11 +78,6 @@ class NotebookResult:
     def ok(self) -> bool:
         """Whether every cell ran without raising."""
         return self.error_name is None
-
-
-def smoke_from_env() -> bool:
-    """Return whether ``MLIPVIZ_SMOKE`` is set to a true-ish value in this process."""
-    return os.environ.get("MLIPVIZ_SMOKE", "").strip().lower() not in _FALSY
 
 
 def find_notebooks(notebooks_dir: Path, only: Sequence[str] | None = None) -> list[Path]:
@@ -136,7 +132,7 @@ def kernel_env(smoke: bool) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("MPLBACKEND", None)
     if smoke:
-        env["MLIPVIZ_SMOKE"] = "1"
+        env[SMOKE_VARIABLE] = "1"
     return env
 
 
@@ -336,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         nothing to run.
     """
     args = parse_args(argv)
-    smoke = args.smoke or smoke_from_env()
+    smoke = args.smoke or smoke_mode()
     out_dir = args.out.resolve()
     try:
         notebooks = find_notebooks(args.notebooks.resolve(), args.only)

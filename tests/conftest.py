@@ -42,13 +42,43 @@ def central_differences(energy, atoms: Atoms, h: float = 1e-3) -> np.ndarray:
 @pytest.fixture(scope="session")
 def embedded_water():
     """The embedded CCSD(T)/B3LYP water dataset (part of the repository)."""
-    from mlipviz.data import load_images, water_dataset_path
+    from mlipviz.dataset import load_images, water_dataset_path
 
     return load_images(water_dataset_path())
 
 
 @pytest.fixture(scope="session")
 def embedded_model_dir():
-    from mlipviz.data import water_model_dir
+    from mlipviz.dataset import water_model_dir
 
     return water_model_dir()
+
+
+@pytest.fixture(scope="session")
+def recipe():
+    """``data/build.py``, the recipe that rebuilds the embedded data (a script beside the data, not the library)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "data" / "build.py"
+    spec = importlib.util.spec_from_file_location("mlipviz_data_build", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rattled_waters(n, seed=0, scale=0.05):
+    """``n`` waters with Gaussian noise (``scale`` Å) on every coordinate: cheap, distinct campaign geometries."""
+    rng = np.random.default_rng(seed)
+    base = np.array([(0.0, 0.0, 0.0), (0.0, -0.757, 0.587), (0.0, 0.757, 0.587)])
+    return [Atoms("OH2", positions=base + rng.normal(0, scale, base.shape)) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def client():
+    """An in-process Dask client (one thread), so monkeypatched functions reach the tasks."""
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        with Client(cluster) as c:
+            yield c

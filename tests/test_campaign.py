@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,24 +16,11 @@ from mlipviz import keys
 from mlipviz.reference import run_pyscf
 from mlipviz.reference.campaign import FDMismatchError, compute_record, run_campaign
 from mlipviz.reference.levels import get_level
-from mlipviz.reference.store import RecordStore, task_key
+from mlipviz.reference.store import RecordStore, StoreWarning, task_key
+
+from conftest import rattled_waters  # tests/ is on sys.path under pytest
 
 CHEAP = "HF/sto-3g"
-
-
-def rattled_waters(n, seed=0, scale=0.05):
-    rng = np.random.default_rng(seed)
-    base = np.array([(0.0, 0.0, 0.0), (0.0, -0.757, 0.587), (0.0, 0.757, 0.587)])
-    return [Atoms("OH2", positions=base + rng.normal(0, scale, base.shape)) for _ in range(n)]
-
-
-@pytest.fixture(scope="module")
-def client():
-    from dask.distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
-        with Client(cluster) as c:
-            yield c
 
 
 def test_campaign_labels_resumes_and_exports(tmp_path, client):
@@ -51,9 +39,12 @@ def test_campaign_labels_resumes_and_exports(tmp_path, client):
     assert exported[2].info[keys.energy_key(slug)] == pytest.approx(direct.energy, abs=1e-6)
     np.testing.assert_allclose(exported[2].arrays[keys.forces_key(slug)], direct.forces, atol=1e-5)
     prov = {k: v for k, v in exported[2].info.items() if k.startswith(slug)}
-    for field in (*keys.PROVENANCE_FIELDS, "host", "scf_cycles", "fd_check_passed"):
-        assert keys.provenance_key(slug, field) in prov or field == "fd_check_passed"
-    assert exported[0].info[keys.provenance_key(slug, "fd_check_passed")] is True  # the first task is checked
+    for field in (*keys.PROVENANCE_FIELDS, keys.HOST, keys.SCF_CYCLES, keys.THREADS, keys.FORCES_METHOD):
+        assert keys.provenance_key(slug, field) in prov, field
+    # only the first task of each run is checked against finite differences (fd_check_fraction=0)
+    assert exported[0].info[keys.provenance_key(slug, keys.FD_CHECK_PASSED)] is True
+    assert exported[0].info[keys.provenance_key(slug, keys.FD_CHECK_MAX_ERROR)] < 1e-3
+    assert keys.provenance_key(slug, keys.FD_CHECK_PASSED) not in prov
 
 
 def test_bad_input_stops_before_any_work(tmp_path, client):
@@ -70,16 +61,16 @@ def test_bad_input_stops_before_any_work(tmp_path, client):
 
 def _limit_scf_cycles(monkeypatch, also_fallback: bool):
     """Make the default SCF settings (and optionally the fallback too) stop after one cycle."""
-    import mlipviz.reference.campaign as campaign
+    import mlipviz.reference.campaign.worker as worker
 
-    real = campaign.run_pyscf
+    real = worker.run_pyscf
 
     def limited(atoms, level, forces=True, scf_options=None):
         if scf_options is None or also_fallback:
             scf_options = {**(scf_options or {}), "max_cycle": 1}
         return real(atoms, level, forces=forces, scf_options=scf_options)
 
-    monkeypatch.setattr(campaign, "run_pyscf", limited)
+    monkeypatch.setattr(worker, "run_pyscf", limited)
 
 
 def test_non_convergence_is_retried_with_fallback_settings(monkeypatch):
@@ -101,9 +92,9 @@ def test_persistent_non_convergence_is_stored_as_a_failure_and_the_campaign_goes
 
 def test_fd_guard_stops_the_campaign_and_keeps_the_record(tmp_path, client, monkeypatch):
     """Corrupt the analytic gradient on purpose: the guard must catch it on the first record."""
-    import mlipviz.reference.campaign as campaign
+    import mlipviz.reference.campaign.worker as worker
 
-    real = campaign.run_pyscf
+    real = worker.run_pyscf
 
     def wrong_gradient(atoms, level, forces=True, scf_options=None):
         res = real(atoms, level, forces=forces, scf_options=scf_options)
@@ -111,7 +102,7 @@ def test_fd_guard_stops_the_campaign_and_keeps_the_record(tmp_path, client, monk
             res.forces = res.forces * 1.01
         return res
 
-    monkeypatch.setattr(campaign, "run_pyscf", wrong_gradient)
+    monkeypatch.setattr(worker, "run_pyscf", wrong_gradient)
     store_path = tmp_path / "s.jsonl"
     with pytest.raises(FDMismatchError, match="differ from finite differences"):
         run_campaign(rattled_waters(3), CHEAP, store_path, client=client, progress=False)
@@ -122,15 +113,19 @@ def test_fd_guard_stops_the_campaign_and_keeps_the_record(tmp_path, client, monk
 def test_store_cuts_an_unfinished_last_line(tmp_path):
     path = tmp_path / "s.jsonl"
     path.write_text(json.dumps({"key": "a", "status": "ok"}) + "\n" + '{"key": "b", "sta')
-    store = RecordStore(path)
-    assert [r["key"] for r in store.records] == ["a"] and store.repaired_bytes > 0
+    with pytest.warns(StoreWarning) as caught:
+        store = RecordStore(path)
+    messages = [str(w.message) for w in caught]
+    assert any(re.search(r"cut an unfinished last line .*17 bytes", m) for m in messages), messages
+    assert any("1 record(s) carry no checksum" in m for m in messages)  # "a" predates checksums: kept, counted
+    assert [r["key"] for r in store.records] == ["a"] and store.repaired_bytes == 17
     store.append({"key": "c", "status": "failed", "reason": "x"})
     assert [json.loads(line)["key"] for line in path.read_text().splitlines()] == ["a", "c"]
 
 
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     """Kill a real campaign process (and its Dask workers) with SIGKILL several times, then finish it."""
-    from mlipviz.data import write_images
+    from mlipviz.dataset import write_images
 
     n = 60
     geoms = tmp_path / "geoms.extxyz"
@@ -207,3 +202,27 @@ def test_dispersion_level_without_its_package_is_refused_before_any_work(tmp_pat
     with pytest.raises(ValueError, match=r"B3LYP-D3BJ/sto-3g needs .*pip install pyscf-dispersion"):
         run_campaign(rattled_waters(2), ["HF/sto-3g", "B3LYP-D3BJ/sto-3g"], tmp_path / "s.jsonl", client=client)
     assert RecordStore(tmp_path / "s.jsonl").records == []
+
+
+def test_a_registered_dft_level_runs_on_fresh_worker_processes(tmp_path):
+    """Worker processes do not share the registry: the record carries the xc string and registers it there."""
+    from dask.distributed import Client
+
+    from mlipviz.geometry import geometry_payload, stable_hash
+    from mlipviz.reference import register_dft_level
+    from mlipviz.reference.campaign import local_cluster
+    from mlipviz.reference.store import level_record
+
+    register_dft_level("BLYP-campaign-check", xc="blyp")
+    level = "BLYP-campaign-check/sto-3g"
+    images = rattled_waters(2, seed=9)
+    with local_cluster(1) as cluster, Client(cluster) as process_client:
+        report = run_campaign(images, level, tmp_path / "s.jsonl", forces=False, client=process_client, progress=False)
+    assert (report.n_ok, report.n_failed) == (2, 0), report.failures
+    rec = RecordStore(tmp_path / "s.jsonl", mode="r").get(task_key(images[1], level, False))
+    assert rec[keys.RECORD_LEVEL]["xc"] == "blyp" and rec[keys.RECORD_PROVENANCE][keys.XC] == "blyp"
+    assert rec[keys.RECORD_ENERGY] == pytest.approx(run_pyscf(images[1], level, forces=False).energy, abs=1e-6)
+    # the key hashes the functional, not only the name a user chose for it
+    lv_dict = {k: v for k, v in level_record(level).items() if k not in ("xc", "disp")}
+    assert task_key(images[1], level, False) != stable_hash({**geometry_payload(images[1]), "level": lv_dict,
+                                                             "forces": False})

@@ -1,4 +1,4 @@
-"""mlipviz.data: structure files, atomic writes, and the embedded dataset and model."""
+"""The dataset stage: structure files, atomic writes, the embedded dataset and model, the data recipe."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mlipviz import keys
-from mlipviz.data import load_images, write_images
+from mlipviz.dataset import load_images, write_images
 from mlipviz.reference import get_level, level_energy, level_forces
 
 
@@ -44,23 +44,30 @@ def test_embedded_dataset_is_complete(embedded_water):
     assert 1e-3 < np.abs(rel).mean() < 0.1
 
 
+#: How far the held-out test MAE may lie above the validation MAE recorded in the model's config.json. The test
+#: split holds 30 structures: the 95 % bootstrap interval of its force MAE spans about ±40 % of the value.
+CARD_MARGIN = 1.5
+
+
 def test_embedded_model_is_weights_only_and_accurate(embedded_model_dir, embedded_water):
-    """The shipped model reproduces CCSD(T) on its held-out split (structures it never trained on)."""
+    """The shipped model reproduces CCSD(T) on its held-out split as well as its card records for validation."""
     from mlipviz.metrology import evaluate
     from mlipviz.potential import MLIPCalculator, load_model
 
     state = torch.load(embedded_model_dir / "model.pt", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     model, config = load_model(embedded_model_dir, device="cpu")
-    test = [embedded_water[i] for i in config.metadata["split"]["test"]]
+    test = [embedded_water[i] for i in config.metadata[keys.META_SPLIT][keys.SPLIT_TEST]]
     assert len(test) >= 20
     stats = evaluate(MLIPCalculator(model, config, device="cpu"), test, "CCSD(T)/cc-pVDZ")
-    assert stats["forces"]["MAE"].value < 60  # meV/Å
-    assert stats["energy"]["MAE"].value < 15  # meV
+    card_forces = 1e3 * config.metadata[keys.META_BEST_VAL_FORCES_MAE]  # meV/Å (7.6 for the shipped model)
+    card_energy = 1e3 * config.metadata[keys.META_BEST_VAL_ENERGY_MAE]  # meV (1.6)
+    assert stats["forces"]["MAE"].value < CARD_MARGIN * card_forces
+    assert stats["energy"]["MAE"].value < CARD_MARGIN * card_energy
 
 
 def test_embedded_campaign_datasets_match_their_cards_and_pyscf():
-    from mlipviz.data import DATA_DIR
+    from mlipviz.dataset import DATA_DIR
     from mlipviz.reference import run_pyscf
 
     for card_path in sorted((DATA_DIR / "campaigns").glob("*.json")):
@@ -80,10 +87,10 @@ def test_embedded_campaign_datasets_match_their_cards_and_pyscf():
         assert run_pyscf(images[-1], cheapest, forces=False).energy == pytest.approx(stored, abs=1e-5), card_path.name
 
 
-def test_dataset_recipe_keeps_geometries_order_and_a_build_log(tmp_path):
+def test_dataset_recipe_keeps_geometries_order_and_a_build_log(tmp_path, recipe):
     from ase import Atoms
 
-    from mlipviz.datasets import _campaign_dataset, _fixed_geometries
+    _campaign_dataset, _fixed_geometries = recipe._campaign_dataset, recipe._fixed_geometries
 
     rng = np.random.default_rng(3)
     base = np.array([(0.0, 0.0, 0.0), (0.0, -0.757, 0.587), (0.0, 0.757, 0.587)])

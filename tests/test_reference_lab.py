@@ -8,17 +8,15 @@ from ase.cluster import Icosahedron
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlipviz.data import load_images, write_spk_database
+from mlipviz.dataset import load_images, write_spk_database
+from mlipviz.md import md_sample
+from mlipviz.metrology import compare_levels, errors_by_stretch, relative_energy_errors
 from mlipviz.reference import (
-    compare_levels,
     distance_scan,
-    errors_by_stretch,
     get_level,
     get_system,
-    md_sample,
     orientation_samples,
     rattle_sample,
-    relative_energy_errors,
     run_pyscf,
     system_names,
 )
@@ -128,8 +126,9 @@ _symbols = st.sampled_from(["H", "O", "C", "N", "Xx", "h", "", "1", "Og"])
 _numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=32), st.text(max_size=3))
 
 
+@pytest.mark.timeout(120)  # a reader must never hang
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(_symbols, _numbers, _numbers, _numbers), min_size=0, max_size=4), st.integers(-1, 6))
+@given(st.lists(st.tuples(_symbols, _numbers, _numbers, _numbers), min_size=0, max_size=4), st.integers(-3, 6))
 def test_xyz_parsing_fuzz(tmp_path, atoms, count):
     """Any xyz text either loads into valid structures or raises ValueError naming the problem."""
     body = "\n".join(" ".join(str(x) for x in row) for row in atoms)
@@ -138,7 +137,7 @@ def test_xyz_parsing_fuzz(tmp_path, atoms, count):
     try:
         images = load_images(path)
     except ValueError as err:
-        assert str(err)
+        assert "fuzz.xyz" in str(err), str(err)  # the message names the file that was wrong
     else:
         for a in images:
             assert np.isfinite(a.positions).all() and len(a) > 0
@@ -167,3 +166,37 @@ def test_get_levels_takes_one_or_several():
     assert [lv.slug for lv in get_levels(["CCSD(T)/cc-pVDZ", Level("PBE0")])] == ["ccsdt_ccpvdz", "pbe0_ccpvdz"]
     with pytest.raises(ValueError, match="Unknown level of theory"):
         get_levels(["HF", "XYZ"])
+
+
+def test_every_sampler_names_itself_with_a_key_constant():
+    from mlipviz import keys
+    from mlipviz.reference import normal_modes, sample_normal_modes
+
+    water, dimer = get_system("water"), get_system("water_dimer")
+    assert water.info[keys.SYSTEM] == "water"
+    modes = normal_modes(water, "HF/sto-3g")
+    made = {
+        keys.SAMPLER_NORMAL_MODES: sample_normal_modes(modes, 2, 300.0, quantum=False),
+        keys.SAMPLER_RATTLE: rattle_sample(water, 2, stdev=0.02),
+        keys.SAMPLER_DISTANCE_SCAN: distance_scan(dimer, [3, 4, 5], [3.0, 4.0]),
+        keys.SAMPLER_ORIENTATION: orientation_samples(water, water, 4.0, 2),
+        keys.SAMPLER_MD: md_sample(Icosahedron("Cu", 2), EMT(), 2, temperature_K=300, interval_steps=5,
+                                   equilibration_steps=5, progress=False),
+    }
+    for name, images in made.items():
+        assert [a.info[keys.SAMPLER] for a in images] == [name] * len(images)
+    # parameters live in keys of their own, not in the name
+    assert made[keys.SAMPLER_RATTLE][0].info[keys.RATTLE_STDEV] == 0.02
+    assert made[keys.SAMPLER_NORMAL_MODES][0].info[keys.QUANTUM_SAMPLING] is False
+    assert made[keys.SAMPLER_NORMAL_MODES][0].info[keys.SAMPLING_TEMPERATURE] == 300.0
+    assert made[keys.SAMPLER_MD][0].info[keys.SAMPLING_TEMPERATURE] == 300.0
+
+
+def test_embedded_campaign_samplers_use_the_named_samplers():
+    from mlipviz import keys
+    from mlipviz.dataset import campaign_dataset_path
+
+    names = {getattr(keys, k) for k in dir(keys) if k.startswith("SAMPLER_")}
+    for ds in ("water_dimer", "water_dimer_s22x5"):
+        seen = {a.info[keys.SAMPLER] for a in load_images(campaign_dataset_path(ds))}
+        assert seen <= names, (ds, seen - names)

@@ -21,7 +21,7 @@ from ase import Atoms
 from schnetpack import properties
 
 from .. import keys
-from ..reference.validate import check_atoms
+from ..geometry import check_atoms
 
 __all__ = ["AttributionResult", "dissociated_baseline", "energy_function", "integrated_gradients"]
 

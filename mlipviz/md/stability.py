@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
-from ase.neighborlist import natural_cutoffs, neighbor_list
+
+from ..geometry import bonds_of
 
 __all__ = ["DriftReport", "energy_drift", "BondReport", "bond_check", "bonds_of"]
 
@@ -63,13 +64,6 @@ class BondReport:
     bonds: np.ndarray
     max_change: np.ndarray
     first_broken_frame: int | None
-
-
-def bonds_of(atoms: Atoms, mult: float = 1.2) -> np.ndarray:
-    """Bonded pairs (i < j) by scaled covalent radii (ASE ``natural_cutoffs``), shape (n_bonds, 2)."""
-    i, j = neighbor_list("ij", atoms, natural_cutoffs(atoms, mult=mult))
-    keep = i < j
-    return np.stack([i[keep], j[keep]], axis=1)
 
 
 def bond_check(frames: list[Atoms], tolerance: float = 0.5) -> BondReport:

@@ -28,6 +28,8 @@ class ErrorStat:
         confidence: Confidence level, e.g. 0.95.
         unit: Unit string, e.g. "meV/Å".
         n: Number of structures.
+        offset: The mean error removed before the metric (``remove_offset=True``), in the scaled unit;
+            None when nothing was removed.
     """
 
     name: str
@@ -37,10 +39,12 @@ class ErrorStat:
     confidence: float
     unit: str
     n: int
+    offset: float | None = None
 
     def __str__(self) -> str:
         pct = int(round(100 * self.confidence))
-        return f"{self.name} = {self.value:.3g} {self.unit} [{pct}% CI {self.low:.3g}, {self.high:.3g}] (n={self.n})"
+        text = f"{self.name} = {self.value:.3g} {self.unit} [{pct}% CI {self.low:.3g}, {self.high:.3g}] (n={self.n})"
+        return text if self.offset is None else f"{text}, offset {self.offset:+.4g} {self.unit} removed"
 
 
 def _per_structure_errors(pred, ref) -> list[np.ndarray]:
@@ -63,8 +67,13 @@ def error_stats(
     n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    remove_offset: bool = False,
 ) -> dict[str, ErrorStat]:
     """MAE and RMSE with percentile-bootstrap confidence intervals over structures.
+
+    Absolute energies of two electronic-structure methods differ by a constant that does no harm in
+    dynamics; ``remove_offset=True`` compares relative energies instead, subtracting the mean error. The
+    offset is fitted again inside every bootstrap resample, so the interval includes its uncertainty.
 
     Args:
         pred: Predictions: a 1-D array (one value per structure, e.g. energies) or a list of per-structure
@@ -75,6 +84,7 @@ def error_stats(
         n_boot: Bootstrap resamples.
         confidence: Confidence level of the interval.
         seed: Random seed of the resampling.
+        remove_offset: Subtract the mean error first (one value per structure only, e.g. energies).
 
     Returns:
         ``{"MAE": ErrorStat, "RMSE": ErrorStat}``.
@@ -85,6 +95,8 @@ def error_stats(
     n = len(errs)
     if n < 2:
         raise ValueError(f"Need at least 2 structures for a confidence interval, got {n}.")
+    if remove_offset:
+        return _offset_removed_stats(np.concatenate(errs) * scale, errs, unit, n_boot, confidence, seed)
     abs_sum = np.array([np.abs(e).sum() for e in errs]) * scale
     sq_sum = np.array([(e**2).sum() for e in errs]) * scale**2
     count = np.array([e.size for e in errs], dtype=float)
@@ -119,11 +131,29 @@ def evaluate(calculator, images, level: str, **kwargs) -> dict[str, dict[str, Er
     Returns:
         ``{"energy": {"MAE", "RMSE"}, "forces": {"MAE", "RMSE"}}`` of :class:`ErrorStat`.
     """
-    from ..reference import level_energy, level_forces
+    from ..reference.labelling import level_energy, level_forces
 
     e_ref, f_ref = level_energy(images, level), level_forces(images, level)
     e_pred, f_pred = predict(calculator, images)
     return {
         "energy": error_stats(e_pred, e_ref, unit="meV", scale=1e3, **kwargs),
         "forces": error_stats(f_pred, f_ref, unit="meV/Å", scale=1e3, **kwargs),
+    }
+
+
+def _offset_removed_stats(e: np.ndarray, errs, unit: str, n_boot: int, confidence: float, seed: int) -> dict[str, ErrorStat]:
+    """MAE and RMSE of ``e - mean(e)``, with the mean refitted in every bootstrap resample."""
+    if len(e) != len(errs):
+        raise ValueError("remove_offset needs one value per structure (e.g. energies), not arrays (e.g. forces).")
+    n = len(e)
+    rng = np.random.default_rng(seed)
+    sample = e[rng.integers(0, n, size=(n_boot, n))]
+    centred = sample - sample.mean(axis=1, keepdims=True)
+    a = (1 - confidence) / 2
+    offset = float(e.mean())
+    mae, rmse = float(np.abs(e - offset).mean()), float(np.sqrt(((e - offset) ** 2).mean()))
+    mae_b, rmse_b = np.abs(centred).mean(axis=1), np.sqrt((centred**2).mean(axis=1))
+    return {
+        "MAE": ErrorStat("MAE", mae, *np.quantile(mae_b, [a, 1 - a]), confidence, unit, n, offset),
+        "RMSE": ErrorStat("RMSE", rmse, *np.quantile(rmse_b, [a, 1 - a]), confidence, unit, n, offset),
     }

@@ -29,12 +29,13 @@ import torchmetrics
 from ase import Atoms
 
 from .. import keys
-from ..data import load_images
+from ..dataset.spk import write_spk_database
 from ..device import resolve_device
+from ..structure_io import load_images
 from ..reference.levels import get_level
 from .model import ModelConfig, build_model, save_model
 
-__all__ = ["TrainResult", "train_potential", "to_spk_dataset"]
+__all__ = ["TrainResult", "train_potential"]
 
 
 @dataclass
@@ -44,8 +45,8 @@ class TrainResult:
     Attributes:
         model: The trained model (best validation loss), eval mode.
         config: Its :class:`ModelConfig`; ``config.metadata`` records level, split, metrics and timing.
-        history: Per-epoch validation metrics: ``epoch``, ``val_loss``, ``val_energy_MAE`` (eV),
-            ``val_forces_MAE`` (eV/Å).
+        history: Per-epoch validation metrics under :data:`mlipviz.keys.HISTORY_EPOCH`,
+            ``HISTORY_VAL_LOSS``, ``HISTORY_VAL_ENERGY_MAE`` (eV) and ``HISTORY_VAL_FORCES_MAE`` (eV/Å).
         directory: Where the model was saved, if anywhere.
     """
 
@@ -53,31 +54,6 @@ class TrainResult:
     config: ModelConfig
     history: list[dict] = field(default_factory=list)
     directory: Path | None = None
-
-
-def to_spk_dataset(images: list[Atoms], level: str, path: str | Path) -> spk.data.ASEAtomsData:
-    """Write ``images`` labelled at ``level`` into a fresh SchNetPack ``ASEAtomsData`` database.
-
-    Energies go in as ``energy`` (eV) and forces as ``forces`` (eV/Å).
-
-    Raises:
-        KeyError: naming the first image that lacks the level's energy or forces.
-    """
-    lv = get_level(level)
-    ek, fk = keys.energy_key(lv.slug), keys.forces_key(lv.slug)
-    props = []
-    for i, a in enumerate(images):
-        if ek not in a.info or fk not in a.arrays:
-            raise KeyError(f"image {i} has no {ek!r}/{fk!r}: it was not labelled with forces at {lv.name}.")
-        props.append({keys.ENERGY: np.array([a.info[ek]]), keys.FORCES: np.asarray(a.arrays[fk])})
-    path = Path(path)
-    if path.exists():
-        path.unlink()  # a derived file: the extxyz is the source of truth
-    db = spk.data.ASEAtomsData.create(
-        str(path), distance_unit="Ang", property_unit_dict={keys.ENERGY: "eV", keys.FORCES: "eV/Ang"}
-    )
-    db.add_systems(props, [Atoms(a.numbers, a.positions) for a in images])
-    return db
 
 
 class _KeepBest(pl.Callback):
@@ -92,9 +68,9 @@ class _KeepBest(pl.Callback):
         if trainer.sanity_checking:
             return
         m = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
-        m["epoch"] = int(trainer.current_epoch)
+        m[keys.HISTORY_EPOCH] = int(trainer.current_epoch)
         self.history.append(m)
-        loss = m.get("val_loss", float("inf"))
+        loss = m.get(keys.HISTORY_VAL_LOSS, float("inf"))
         if loss < self.best:
             self.best = loss
             self.state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.model.state_dict().items()}
@@ -151,7 +127,7 @@ def train_potential(
     pl.seed_everything(seed, verbose=False)
 
     db_path = workdir / "train.db"
-    to_spk_dataset(images, level, db_path)
+    write_spk_database(images, db_path, level, target=True, overwrite=True)
     split_file = workdir / "split.npz"
     if split_file.exists():
         split_file.unlink()
@@ -197,7 +173,7 @@ def train_potential(
         optimizer_args={"lr": lr},
         scheduler_cls=spk.train.ReduceLROnPlateau,
         scheduler_args={"factor": 0.5, "patience": 20, "min_lr": 1e-6},
-        scheduler_monitor="val_loss",
+        scheduler_monitor=keys.HISTORY_VAL_LOSS,
     )
     keep = _KeepBest()
     trainer = pl.Trainer(
@@ -223,19 +199,20 @@ def train_potential(
     model.eval()
 
     split = np.load(split_file)
-    best = min(keep.history, key=lambda m: m.get("val_loss", np.inf)) if keep.history else {}
+    best = min(keep.history, key=lambda m: m.get(keys.HISTORY_VAL_LOSS, np.inf)) if keep.history else {}
     config.metadata.update(
         {
-            "level": get_level(level).name,
-            "n_structures": n_all,
-            "split": {k: split[f"{k}_idx"].astype(int).tolist() for k in ("train", "val", "test")},
-            "epochs": int(trainer.current_epoch),  # completed epochs
-            "train_wall_time_s": round(wall, 1),
-            "device": str(dev),
-            "best_val_energy_MAE_eV": best.get(f"val_{keys.ENERGY}_MAE"),
-            "best_val_forces_MAE_eV_per_A": best.get(f"val_{keys.FORCES}_MAE"),
-            "schnetpack_version": spk.__version__,
-            "torch_version": torch.__version__,
+            keys.META_LEVEL: get_level(level).name,
+            keys.META_N_STRUCTURES: n_all,
+            keys.META_SPLIT: {k: split[f"{k}_idx"].astype(int).tolist()
+                              for k in (keys.SPLIT_TRAIN, keys.SPLIT_VAL, keys.SPLIT_TEST)},
+            keys.META_EPOCHS: int(trainer.current_epoch),  # completed epochs
+            keys.META_TRAIN_WALL_TIME: round(wall, 1),
+            keys.META_DEVICE: str(dev),
+            keys.META_BEST_VAL_ENERGY_MAE: best.get(keys.HISTORY_VAL_ENERGY_MAE),
+            keys.META_BEST_VAL_FORCES_MAE: best.get(keys.HISTORY_VAL_FORCES_MAE),
+            keys.META_SCHNETPACK_VERSION: spk.__version__,
+            keys.META_TORCH_VERSION: torch.__version__,
         }
     )
     result = TrainResult(model=model, config=config, history=keep.history)

@@ -19,9 +19,16 @@ __all__ = ["PySCFCalculator"]
 class PySCFCalculator(Calculator):
     """ASE calculator: energy (eV) and forces (eV/Å) from PySCF.
 
+    The structure must be an isolated molecule: a periodic cell (any ``atoms.pbc``) is refused with a
+    ``ValueError`` when a property is asked, as are structures the level does not fit (see
+    :func:`mlipviz.reference.pyscf_driver.run_pyscf`).
+
     Args:
         level: Level of theory, e.g. "B3LYP/cc-pVDZ".
         **kwargs: Passed to :class:`ase.calculators.calculator.Calculator`.
+
+    Raises:
+        ValueError: for an unknown level, at construction.
 
     Example:
         >>> from ase.build import molecule

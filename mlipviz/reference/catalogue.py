@@ -9,10 +9,36 @@ if you need one.
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 from ase import Atoms
 
-__all__ = ["CATALOGUE", "get_system", "system_names"]
+from .. import keys
+
+__all__ = [
+    "AMMONIA",
+    "CATALOGUE",
+    "FORMALDEHYDE",
+    "METHANE",
+    "METHANOL",
+    "WATER",
+    "WATER_DIMER",
+    "WATER_METHANOL",
+    "WATER_TRIMER",
+    "get_system",
+    "system_names",
+]
+
+#: System names, named once: ``get_system(WATER)``; ``atoms.info["system"]`` holds them.
+WATER: Final[str] = "water"
+WATER_DIMER: Final[str] = "water_dimer"
+WATER_TRIMER: Final[str] = "water_trimer"
+METHANE: Final[str] = "methane"
+AMMONIA: Final[str] = "ammonia"
+FORMALDEHYDE: Final[str] = "formaldehyde"
+METHANOL: Final[str] = "methanol"
+WATER_METHANOL: Final[str] = "water_methanol"
 
 #: O···O distance of the hydrogen bonds in the built clusters, Å.
 HBOND_OO = 2.85
@@ -69,14 +95,14 @@ def water_methanol() -> Atoms:
 
 #: name -> (builder, short description)
 CATALOGUE = {
-    "water": (lambda: _g2("H2O"), "H2O monomer, covalent"),
-    "water_dimer": (lambda: _s22("Water_dimer"), "S22 water dimer, one hydrogen bond"),
-    "water_trimer": (water_trimer, "cyclic water trimer, three hydrogen bonds"),
-    "methane": (lambda: _g2("CH4"), "CH4, covalent"),
-    "ammonia": (lambda: _g2("NH3"), "NH3, covalent, lone pair"),
-    "formaldehyde": (lambda: _g2("H2CO"), "H2CO, C=O double bond"),
-    "methanol": (lambda: _g2("CH3OH"), "CH3OH, covalent, rotor"),
-    "water_methanol": (water_methanol, "CH3OH···H2O, hydrogen-bonded mixture cluster"),
+    WATER: (lambda: _g2("H2O"), "H2O monomer, covalent"),
+    WATER_DIMER: (lambda: _s22("Water_dimer"), "S22 water dimer, one hydrogen bond"),
+    WATER_TRIMER: (water_trimer, "cyclic water trimer, three hydrogen bonds"),
+    METHANE: (lambda: _g2("CH4"), "CH4, covalent"),
+    AMMONIA: (lambda: _g2("NH3"), "NH3, covalent, lone pair"),
+    FORMALDEHYDE: (lambda: _g2("H2CO"), "H2CO, C=O double bond"),
+    METHANOL: (lambda: _g2("CH3OH"), "CH3OH, covalent, rotor"),
+    WATER_METHANOL: (water_methanol, "CH3OH···H2O, hydrogen-bonded mixture cluster"),
 }
 
 
@@ -94,5 +120,5 @@ def get_system(name: str) -> Atoms:
     if name not in CATALOGUE:
         raise ValueError(f"Unknown system {name!r}; the catalogue has: {', '.join(CATALOGUE)}.")
     atoms = CATALOGUE[name][0]()
-    atoms.info["system"] = name
+    atoms.info[keys.SYSTEM] = name
     return atoms

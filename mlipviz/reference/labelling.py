@@ -17,15 +17,20 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from tqdm.auto import tqdm
 
 from .. import keys
+from ..geometry import check_molecule
 from .levels import Level, get_level, get_levels
-from .pyscf_driver import PySCFResult, run_pyscf
-from .validate import check_atoms, resolve_spin
+from .pyscf_driver import PySCFResult, check_dispersion_available, check_gradient_trusted, run_pyscf
+from .validate import check_level
 
 __all__ = ["label", "label_many", "provenance", "level_energy", "level_forces"]
 
 
 def provenance(level: Level, result: PySCFResult, spin: int) -> dict:
-    """The provenance record of one label, keyed by :data:`mlipviz.keys.PROVENANCE_FIELDS` (+ T1)."""
+    """The provenance record of one label, keyed by :data:`mlipviz.keys.PROVENANCE_FIELDS`.
+
+    CC levels add :data:`mlipviz.keys.T1_DIAGNOSTIC`; DFT levels add the exact PySCF xc string
+    (:data:`mlipviz.keys.XC`) and the integration grid (:data:`mlipviz.keys.DFT_GRID`).
+    """
     import pyscf
 
     from .. import __version__
@@ -44,7 +49,37 @@ def provenance(level: Level, result: PySCFResult, spin: int) -> dict:
     }
     if result.t1_diagnostic is not None:
         record[keys.T1_DIAGNOSTIC] = float(result.t1_diagnostic)
+    if result.xc is not None:
+        record[keys.XC] = str(result.xc)
+    if result.dft_grid is not None:
+        record[keys.DFT_GRID] = str(result.dft_grid)
     return record
+
+
+def _level_list(levels) -> list[Level]:
+    """``levels`` as distinct Levels (a level given twice counts once); refuses two levels with one slug."""
+    level_list = list(dict.fromkeys(get_levels(levels)))
+    if not level_list:
+        raise ValueError("levels is empty; name at least one level of theory, e.g. 'CCSD(T)/cc-pVDZ'.")
+    seen: dict[str, Level] = {}
+    for level in level_list:
+        other = seen.setdefault(level.slug, level)
+        if other != level:
+            raise ValueError(f"levels {other!r} and {level!r} would share the keys of slug {level.slug!r}; "
+                             "label them in separate calls.")
+    return level_list
+
+
+def _check_levels(atoms: Atoms, level_list: list[Level], forces: bool) -> list[int]:
+    """Check one structure against every level before any SCF; the 2S of each level."""
+    spins = []
+    for level in level_list:
+        spin = check_level(atoms, level)
+        check_dispersion_available(level)
+        if forces:
+            check_gradient_trusted(level, spin)
+        spins.append(spin)
+    return spins
 
 
 def label(atoms: Atoms, levels: str | Level | Sequence[str | Level], forces: bool = True) -> Atoms:
@@ -52,24 +87,28 @@ def label(atoms: Atoms, levels: str | Level | Sequence[str | Level], forces: boo
 
     Args:
         atoms: Structure, positions in Å.
-        levels: One level ("CCSD(T)/cc-pVDZ") or a list of levels. The first is the *primary* level: its
+        levels: One level ("CCSD(T)/cc-pVDZ") or a list of levels (a level given twice is computed once;
+            two different levels with one slug, e.g. two charges, are refused). The first is the *primary* level: its
             energy and forces are also attached as a :class:`SinglePointCalculator`, so
             ``atoms.get_potential_energy()`` works on the result.
         forces: Compute analytic forces too.
 
     Returns:
         A labelled copy of ``atoms``; the input is left untouched.
+
+    Raises:
+        ValueError: for ``levels`` that are not levels, a bad or periodic structure, or any level that does
+            not fit the structure (:func:`mlipviz.reference.validate.check_level`), before any SCF starts.
+        UntrustedGradientError: when forces are asked at a level whose PySCF gradient is known wrong.
     """
-    level_list = get_levels(levels)
-    if not level_list:
-        raise ValueError("levels is empty; name at least one level of theory, e.g. 'CCSD(T)/cc-pVDZ'.")
-    check_atoms(atoms)
+    level_list = _level_list(levels)
+    check_molecule(atoms)
+    spins = _check_levels(atoms, level_list, forces)
     out = atoms.copy()
     out.calc = None
     primary = None
-    for level in level_list:
+    for level, spin in zip(level_list, spins):
         result = run_pyscf(atoms, level, forces=forces)
-        spin = resolve_spin(atoms, level)
         out.info[keys.energy_key(level.slug)] = result.energy
         if result.forces is not None:
             out.arrays[keys.forces_key(level.slug)] = result.forces
@@ -99,11 +138,18 @@ def label_many(
 
     Returns:
         Labelled copies, in input order.
+
+    Raises:
+        ValueError: as :func:`label`, naming the first geometry (and level) that is wrong, before any SCF.
     """
     images = list(images)
+    level_list = _level_list(levels)
     for i, atoms in enumerate(images):
-        check_atoms(atoms, name=f"geometry {i}")
-    level_list = get_levels(levels)
+        check_molecule(atoms, name=f"geometry {i}")
+        try:
+            _check_levels(atoms, level_list, forces)
+        except ValueError as err:
+            raise ValueError(f"geometry {i}: {err}") from None
     names = " + ".join(lv.name for lv in level_list)
     return [label(a, level_list, forces=forces) for a in tqdm(images, desc=f"labelling {names}", disable=not progress)]
 

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms, units
 
-from .levels import Level, check_basis, get_level
-from .validate import check_atoms, resolve_spin
+from ..geometry import check_molecule
+from .levels import Level, get_level
+from .validate import check_level
 
-__all__ = ["PySCFResult", "run_pyscf", "UntrustedGradientError"]
+__all__ = ["PySCFResult", "run_pyscf", "UntrustedGradientError", "describe_grid"]
 
 #: SCF energy convergence, Ha. Tight, because forces are checked against finite differences.
 SCF_CONV_TOL = 1e-10
@@ -48,6 +49,8 @@ class PySCFResult:
         wall_time: Wall time, s.
         t1_diagnostic: T1 diagnostic for CC levels, otherwise ``None``.
         details: Per-step convergence flags and iteration counts.
+        xc: The exact PySCF ``mf.xc`` string of a DFT level, otherwise ``None``.
+        dft_grid: The integration grid of a DFT level (:func:`describe_grid`), otherwise ``None``.
     """
 
     energy: float
@@ -56,15 +59,22 @@ class PySCFResult:
     wall_time: float
     t1_diagnostic: float | None = None
     details: dict = field(default_factory=dict)
+    xc: str | None = None
+    dft_grid: str | None = None
 
 
-def build_mole(atoms: Atoms, level: Level, verbose: int = 0):
-    """A PySCF ``Mole`` for ``atoms`` (positions in Å) at ``level``, after validating both."""
+def build_mole(atoms: Atoms, level: str | Level, verbose: int = 0):
+    """A PySCF ``Mole`` for ``atoms`` (positions in Å) at ``level``, after validating both.
+
+    Raises:
+        ValueError: from :func:`mlipviz.geometry.check_molecule` (bad or periodic geometry) or
+            :func:`mlipviz.reference.validate.check_level` (basis, charge, spin, electron and orbital count).
+    """
     from pyscf import gto
 
-    check_atoms(atoms)
-    spin = resolve_spin(atoms, level)
-    check_basis(level.basis, atoms.get_chemical_symbols())
+    level = get_level(level)
+    check_molecule(atoms)
+    spin = check_level(atoms, level)
     return gto.M(
         atom=[(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.get_positions())],
         unit="Angstrom",
@@ -105,11 +115,59 @@ def check_dispersion_available(level: Level) -> None:
         ) from None
 
 
+def check_xc_definition(level: Level) -> None:
+    """Refuse plain B3LYP when PySCF is configured to read "b3lyp" as the VWN5 form.
+
+    mlipviz's "B3LYP" is PySCF's default "b3lyp" (libxc ``HYB_GGA_XC_B3LYP``, VWN-RPA), the form of every stored
+    B3LYP label; the setting ``B3LYP_WITH_VWN5 = True`` in a ``pyscf_conf.py`` would silently change it.
+
+    Raises:
+        ValueError: naming the setting and the explicit level names to use instead.
+    """
+    if level.spec.xc != "b3lyp":
+        return
+    from pyscf.dft import libxc
+
+    if libxc.parse_xc("b3lyp") != libxc.parse_xc("b3lypg"):
+        raise ValueError(
+            f"{level.name}: PySCF is configured (B3LYP_WITH_VWN5) to read 'b3lyp' as the VWN5 form, but mlipviz's "
+            "B3LYP is the VWN-RPA form of its stored labels. Name the form: 'B3LYP-VWN5' or 'B3LYP-VWN-RPA'."
+        )
+
+
+def describe_grid(mf) -> str:
+    """The DFT integration grid of a PySCF mean field, as one line of ``key=value`` words.
+
+    Gives ``grids.level``, the radial scheme, the pruning and atom-partition functions, and per element the
+    radial × angular (Lebedev) points before pruning, e.g. ``level=3 radial=treutler_ahlrichs
+    prune=nwchem_prune partition=original_becke H=50x302 O=75x302``; with ``nlc_level`` for VV10 functionals.
+    """
+    from pyscf import gto
+    from pyscf.dft import gen_grid
+
+    grids = mf.grids
+
+    def name(fn):
+        return getattr(fn, "__name__", str(fn))
+
+    words = [f"level={grids.level}", f"radial={name(grids.radi_method)}", f"prune={name(grids.prune)}",
+             f"partition={name(grids.becke_scheme)}"]
+    atom_grid = grids.atom_grid
+    for z, symbol in sorted({(gto.charge(s), s) for s in map(mf.mol.atom_pure_symbol, range(mf.mol.natm))}):
+        given = atom_grid if isinstance(atom_grid, (tuple, list)) else atom_grid.get(symbol, atom_grid.get("default"))
+        n_rad, n_ang = given or (gen_grid._default_rad(z, grids.level), gen_grid._default_ang(z, grids.level))
+        words.append(f"{symbol}={int(n_rad)}x{int(n_ang)}")
+    if mf.do_nlc():
+        words.append(f"nlc_level={mf.nlcgrids.level}")
+    return " ".join(words)
+
+
 def _mean_field(mol, level: Level, scf_options: dict | None = None):
     from pyscf import dft, scf
 
     restricted = mol.spin == 0
     if level.spec.kind == "dft":
+        check_xc_definition(level)
         mf = dft.RKS(mol) if restricted else dft.UKS(mol)
         mf.xc = level.spec.xc
         if level.spec.disp:
@@ -141,7 +199,8 @@ def run_pyscf(
         A :class:`PySCFResult` with energy in eV and forces in eV/Å.
 
     Raises:
-        ValueError: for bad structures, unknown levels or bases, impossible charge/spin.
+        ValueError: for bad or periodic structures, unknown levels or bases, impossible charge/spin, or more
+            electrons than the basis holds; all before any SCF starts.
         UntrustedGradientError: when forces are requested at a level whose PySCF gradient is known wrong.
     """
     from pyscf import cc, mp
@@ -204,6 +263,9 @@ def run_pyscf(
             details["lambda_converged"] = bool(getattr(solver, "converged_lambda", True))
 
     wall = time.perf_counter() - t0
+    xc = dft_grid = None
+    if kind == "dft":
+        xc, dft_grid = str(mf.xc), describe_grid(mf)
     converged = all(v for k, v in details.items() if k.endswith("converged"))
     f = None if grad is None else -np.asarray(grad) * (units.Hartree / units.Bohr)
     return PySCFResult(
@@ -213,4 +275,6 @@ def run_pyscf(
         wall_time=wall,
         t1_diagnostic=t1_diag,
         details=details,
+        xc=xc,
+        dft_grid=dft_grid,
     )

@@ -1,41 +1,20 @@
-"""Checks on structures before any expensive work starts.
+"""Checks of a structure against a level of theory before PySCF starts: basis coverage, electron count,
+charge, spin, and whether the basis has room for the electrons.
 
+Generic geometry checks (elements, NaNs, overlapping atoms, periodic cells) live in :mod:`mlipviz.geometry`.
 Every check raises :class:`ValueError` with a message that names the input and what is wrong, so that bad
 input never surfaces as a traceback from deep inside PySCF.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from functools import lru_cache
+
 from ase import Atoms
-from ase.data import atomic_numbers, chemical_symbols
 
-from .levels import Level
+from .levels import Level, check_basis, get_level
 
-__all__ = [
-    "MIN_DISTANCE",
-    "as_atoms",
-    "check_atoms",
-    "check_positive_int",
-    "check_symbols",
-    "electron_count",
-    "resolve_spin",
-]
-
-#: Two atoms closer than this (Å) are treated as overlapping.
-MIN_DISTANCE = 0.3
-
-
-def check_symbols(symbols) -> list[str]:
-    """Validate element symbols, e.g. from a file or a user list.
-
-    Raises:
-        ValueError: naming every symbol that is not a chemical element.
-    """
-    bad = [s for s in symbols if not isinstance(s, str) or s not in atomic_numbers or atomic_numbers[s] == 0]
-    if bad:
-        raise ValueError(f"Unknown element symbol(s): {', '.join(map(repr, sorted(set(map(str, bad)))))}.")
-    return list(symbols)
+__all__ = ["check_level", "electron_count", "orbital_count", "resolve_spin"]
 
 
 def electron_count(atoms: Atoms, charge: int = 0) -> int:
@@ -44,7 +23,7 @@ def electron_count(atoms: Atoms, charge: int = 0) -> int:
 
 
 def resolve_spin(atoms: Atoms, level: Level) -> int:
-    """The 2S to run with, checked against the electron count.
+    """The 2S to run with, checked against the electron count (not against the basis: see :func:`check_level`).
 
     Raises:
         ValueError: for an odd electron count with the default (closed-shell) spin, a parity mismatch,
@@ -71,67 +50,66 @@ def resolve_spin(atoms: Atoms, level: Level) -> int:
     return level.spin
 
 
-def check_atoms(atoms: Atoms, name: str = "atoms") -> Atoms:
-    """Check one structure: real elements, finite positions, no overlapping atoms.
+def orbital_count(atoms: Atoms, basis: str) -> int:
+    """Number of spatial orbitals (spherical basis functions, PySCF's ``mol.nao``) of ``atoms`` in ``basis``.
+
+    Raises:
+        ValueError: for an unknown basis or elements it does not cover (see :func:`check_basis`).
+    """
+    check_basis(basis, atoms.get_chemical_symbols())
+    return _orbital_count(tuple(sorted(int(z) for z in atoms.get_atomic_numbers())), basis)
+
+
+@lru_cache(maxsize=256)
+def _orbital_count(numbers: tuple[int, ...], basis: str) -> int:
+    from pyscf import gto
+
+    # The count depends on the elements only; atoms on a line 2 Å apart stand in for the geometry.
+    atom = [(z, (0.0, 0.0, 2.0 * i)) for i, z in enumerate(numbers)]
+    mol = gto.M(atom=atom, basis=basis, spin=sum(numbers) % 2, verbose=0)
+    return int(mol.nao_nr())
+
+
+def check_level(atoms: Atoms, level: str | Level) -> int:
+    """Every check of a structure against a level of theory, before any SCF starts.
+
+    Checks that the basis exists and covers every element, that charge and spin give a possible electron
+    count (:func:`resolve_spin`), that the basis has an orbital for every α and β electron (PySCF would
+    otherwise fail inside the SCF with "Failed to assign mo_occ"), and that a correlated method has at least one
+    virtual orbital. Geometry checks come first, from :func:`mlipviz.geometry.check_molecule`.
 
     Args:
-        atoms: The structure, positions in Å.
-        name: How to call it in error messages (e.g. "geometry 17").
+        atoms: The structure (only its elements are read).
+        level: The level of theory, a :class:`Level` or a string such as "CCSD(T)/cc-pVDZ".
 
     Returns:
-        The same ``atoms``.
+        The number of unpaired electrons 2S to run with.
 
     Raises:
-        ValueError: for an empty structure, a dummy/unknown element, NaN or infinite positions, or two atoms
-            closer than :data:`MIN_DISTANCE`.
+        ValueError: naming the basis, charge, spin, electron count or orbital count that does not fit.
     """
-    if not isinstance(atoms, Atoms):
-        raise ValueError(f"{name} must be an ase.Atoms, got {type(atoms).__name__}.")
-    if len(atoms) == 0:
-        raise ValueError(f"{name} has no atoms.")
-    numbers = atoms.get_atomic_numbers()
-    bad = sorted({int(z) for z in numbers if z < 1 or z >= len(chemical_symbols)})
-    if bad:
-        raise ValueError(f"{name} contains unknown element(s) with atomic number(s) {bad} (0 is ASE's dummy 'X').")
-    pos = atoms.get_positions()
-    if not np.all(np.isfinite(pos)):
-        rows = sorted(set(np.argwhere(~np.isfinite(pos))[:, 0].tolist()))
-        raise ValueError(f"{name} has NaN or infinite positions for atom index(es) {rows}.")
-    if len(atoms) > 1:
-        d = np.linalg.norm(pos[:, None, :] - pos[None, :, :], axis=-1)
-        d[np.diag_indices_from(d)] = np.inf
-        i, j = np.unravel_index(np.argmin(d), d.shape)
-        if d[i, j] < MIN_DISTANCE:
-            sym = atoms.get_chemical_symbols()
-            raise ValueError(
-                f"{name} has overlapping atoms: {sym[i]}{i} and {sym[j]}{j} are {d[i, j]:.3f} Å apart "
-                f"(minimum {MIN_DISTANCE} Å)."
-            )
-    return atoms
+    level = get_level(level)
+    return _check_composition(tuple(sorted(int(z) for z in atoms.get_atomic_numbers())), level)
 
 
-def as_atoms(structure, name: str = "structure") -> Atoms:
-    """An :class:`ase.Atoms` from an Atoms or a structure file (xyz, extxyz, ...; its first frame), checked.
-
-    Raises:
-        ValueError: for a malformed file or a structure that fails :func:`check_atoms`.
-        FileNotFoundError: if a path does not exist.
-    """
-    from pathlib import Path
-
-    if isinstance(structure, (str, Path)):
-        from ..data import load_images
-
-        return load_images(structure, index=0)[0]
-    return check_atoms(structure, name)
-
-
-def check_positive_int(value, name: str) -> int:
-    """``value`` if it is a positive integer (Python or NumPy, not bool).
-
-    Raises:
-        ValueError: naming ``name`` and the value given.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return value
+@lru_cache(maxsize=1024)
+def _check_composition(numbers: tuple[int, ...], level: Level) -> int:
+    atoms = Atoms(numbers=list(numbers))
+    spin = resolve_spin(atoms, level)
+    n_orb = orbital_count(atoms, level.basis)
+    n_elec = electron_count(atoms, level.charge)
+    n_alpha, n_beta = (n_elec + spin) // 2, (n_elec - spin) // 2
+    formula = atoms.get_chemical_formula()
+    if n_alpha > n_orb:
+        raise ValueError(
+            f"{formula} with charge {level.charge:+d} and spin {spin} has {n_elec} electrons "
+            f"({n_alpha} α, {n_beta} β), but {level.basis} has only {n_orb} orbitals for {formula}: room for "
+            f"{n_orb} electrons of each spin. Check the charge and spin, or use a larger basis."
+        )
+    if level.spec.correlated and n_beta == n_orb:
+        raise ValueError(
+            f"{level.method} correlates electrons into virtual orbitals, but the {n_elec} electrons of {formula} "
+            f"with charge {level.charge:+d} and spin {spin} fill all {n_orb} orbitals of {level.basis}. "
+            "Use a larger basis."
+        )
+    return spin

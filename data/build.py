@@ -1,6 +1,7 @@
 """Regenerate the embedded data: the water dataset and the small PaiNN model trained on it.
 
-Run ``python -m mlipviz.datasets`` (or ``make data``). The recipe:
+This recipe lives beside the data it makes, apart from the library. Run ``python data/build.py`` from the
+repository root (or ``make data``). The recipe:
 
 1. optimise water and take normal modes at B3LYP/cc-pVDZ (PySCF analytic Hessian);
 2. draw geometries by quantum normal-mode sampling at 300, 600 and 1000 K (a third each);
@@ -26,8 +27,10 @@ import numpy as np
 from ase import Atoms
 from ase.build import molecule
 
-from . import keys
-from .data import water_dataset_path, water_model_dir, write_images
+from mlipviz import keys
+from mlipviz.dataset import DATA_DIR, load_images, water_dataset_path, water_model_dir, write_images
+from mlipviz.geometry import geometry_key
+from mlipviz.reference.catalogue import METHANOL, WATER, WATER_DIMER
 
 __all__ = ["build_water_dataset", "train_water_model", "WATER_LEVELS", "WATER_TEMPERATURES"]
 
@@ -54,7 +57,7 @@ def build_water_dataset(n_geometries: int = 300, path: str | Path | None = None,
     Returns:
         The path of the finished dataset.
     """
-    from .reference import normal_modes
+    from mlipviz.reference import normal_modes
 
     path = Path(path) if path else water_dataset_path()
 
@@ -71,7 +74,7 @@ def train_water_model(dataset: str | Path | None = None, out: str | Path | None 
     Returns:
         The :class:`mlipviz.potential.TrainResult`.
     """
-    from .potential import ModelConfig, train_potential
+    from mlipviz.potential import ModelConfig, train_potential
 
     config = ModelConfig(representation="painn", n_atom_basis=32, n_interactions=3, n_rbf=20, cutoff=5.0)
     return train_potential(
@@ -100,7 +103,7 @@ CAMPAIGN_DATA = "campaigns"
 def _over_temperatures(modes, n: int, seed: int) -> list:
     """``n`` quantum normal-mode samples, an equal share at each of :data:`WATER_TEMPERATURES` (the remainder
     at the last), with seeds ``seed``, ``seed + 1``, ..."""
-    from .reference import sample_normal_modes
+    from mlipviz.reference import sample_normal_modes
 
     shares = [n // len(WATER_TEMPERATURES)] * len(WATER_TEMPERATURES)
     shares[-1] += n - sum(shares)
@@ -112,8 +115,8 @@ def _compute_seconds(store) -> dict[str, float]:
     """Per level: the summed wall time of its successful records, s (one task each, on its own threads)."""
     total: dict[str, float] = {}
     for rec in store.successes():
-        name = rec["provenance"][keys.LEVEL]
-        total[name] = total.get(name, 0.0) + rec["provenance"][keys.WALL_TIME]
+        name = rec[keys.RECORD_PROVENANCE][keys.LEVEL]
+        total[name] = total.get(name, 0.0) + rec[keys.RECORD_PROVENANCE][keys.WALL_TIME]
     return {k: round(v, 1) for k, v in total.items()}
 
 
@@ -131,8 +134,6 @@ def _fixed_geometries(name: str, store_dir: Path, sample, n: int) -> list:
     eigen-decomposition whose last digits (and eigenvector signs) depend on the BLAS library and its thread
     count, so sampling again on another machine would give other geometries and miss the finished records.
     """
-    from .data import load_images
-
     path = store_dir / f"{name}.geometries.extxyz"
     if not path.exists():
         write_images(path, [Atoms(a.numbers, a.positions, info=dict(a.info)) for a in sample()])
@@ -145,13 +146,13 @@ def _fixed_geometries(name: str, store_dir: Path, sample, n: int) -> list:
 
 def _campaign_dataset(name: str, images, runs: list[tuple[list[str], bool]], store_dir: Path, out_dir: Path) -> Path:
     """Run one or more campaigns over ``images`` into one store, export extxyz, write the data card."""
-    from .reference.campaign import run_campaign
-    from .reference.store import RecordStore, geometry_key
+    from mlipviz.reference.campaign import run_campaign
+    from mlipviz.reference.store import RecordStore
 
     store_path = store_dir / f"{name}.jsonl"
     t0 = time.perf_counter()
     reports = [run_campaign(images, levels, store_path, forces=forces, fd_check_fraction=0.01) for levels, forces in runs]
-    store = RecordStore(store_path)
+    store = RecordStore(store_path, mode="r")  # read to export: never rewrites the file
     labelled = {geometry_key(a): a for a in store.to_images()}
     exported = [labelled[k] for k in map(geometry_key, images) if k in labelled]  # in sampling order
     path = out_dir / f"{name}.extxyz"
@@ -171,7 +172,7 @@ def _campaign_dataset(name: str, images, runs: list[tuple[list[str], bool]], sto
         "n_geometries": len(exported),
         "runs": [{"levels": lv, "forces": "analytic" if f else "energies only"} for lv, f in runs],
         "records_ok": sum(1 for _ in store.successes()),
-        "records_failed": [r["reason"] for r in store.failures()],
+        "records_failed": [r[keys.RECORD_REASON] for r in store.failures()],
         # summed from the records' own provenance, so it stays right when a build resumes an earlier one
         "compute_s_by_level": _compute_seconds(store),
         "builds": builds,
@@ -197,8 +198,7 @@ def build_campaign_datasets(out_dir: str | Path | None = None, store_dir: str | 
     Resumable: the sampled geometries and the record stores in ``store_dir`` keep finished work across
     interruptions and reruns.
     """
-    from .data import DATA_DIR
-    from .reference import distance_scan, get_system, normal_modes, orientation_samples, rattle_sample
+    from mlipviz.reference import distance_scan, get_system, normal_modes, orientation_samples, rattle_sample
 
     out_dir = Path(out_dir) if out_dir else DATA_DIR / CAMPAIGN_DATA
     store_dir = Path(store_dir)
@@ -206,10 +206,10 @@ def build_campaign_datasets(out_dir: str | Path | None = None, store_dir: str | 
     paths = []
 
     def water_samples():
-        return _over_temperatures(normal_modes(get_system("water"), SAMPLING_LEVEL), n_water, 10)
+        return _over_temperatures(normal_modes(get_system(WATER), SAMPLING_LEVEL), n_water, 10)
 
     def dimer_samples():
-        dimer, w = get_system("water_dimer"), get_system("water")
+        dimer, w = get_system(WATER_DIMER), get_system(WATER)
         geoms = distance_scan(dimer, [3, 4, 5], np.linspace(2.5, 6.0, n_dimer // 4))
         geoms += orientation_samples(w, w, 3.2, n_dimer // 4, seed=1)
         geoms += orientation_samples(w, w, 4.5, n_dimer // 4, seed=2)
@@ -222,16 +222,16 @@ def build_campaign_datasets(out_dir: str | Path | None = None, store_dir: str | 
         dimers = []
         for f in S22X5_FACTORS:
             a = s22.create_s22_system(f"Water_dimer_{f}")
-            dimers.append(Atoms(a.numbers, a.positions, info={keys.SAMPLER: f"S22x5 Water_dimer_{f}",
+            dimers.append(Atoms(a.numbers, a.positions, info={keys.SAMPLER: keys.SAMPLER_S22X5,
                                                                 keys.S22X5_FACTOR: float(f)}))
         s22_geometry = dimers[1]
         monomers = [Atoms(s22_geometry[idx].numbers, s22_geometry[idx].positions,
-                          info={keys.SAMPLER: f"S22 water monomer {m}"})
+                          info={keys.SAMPLER: keys.SAMPLER_S22_MONOMER, keys.S22_MONOMER: m})
                     for m, idx in (("A", [0, 1, 2]), ("B", [3, 4, 5]))]
         return dimers + monomers
 
     def methanol_samples():
-        return _over_temperatures(normal_modes(get_system("methanol"), "HF/cc-pVDZ"), n_methanol, 20)
+        return _over_temperatures(normal_modes(get_system(METHANOL), "HF/cc-pVDZ"), n_methanol, 20)
 
     def dataset(name, images, runs):
         paths.append(_campaign_dataset(name, images, runs, store_dir, out_dir))

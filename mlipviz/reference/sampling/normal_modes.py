@@ -21,10 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms, units
 
-from .. import keys
-from .calculator import PySCFCalculator
-from .levels import Level, get_level
-from .validate import as_atoms, check_positive_int
+from ... import keys
+from ...geometry import check_positive_int
+from ...structure_io import as_atoms
+from ..calculator import PySCFCalculator
+from ..levels import Level, get_level
 
 __all__ = ["NormalModes", "normal_modes", "sample_normal_modes", "mode_variances", "HBAR"]
 
@@ -103,7 +104,7 @@ def harmonic_analysis(atoms: Atoms, hessian: np.ndarray) -> NormalModes:
 
 def pyscf_hessian(atoms: Atoms, level: str | Level) -> np.ndarray:
     """Analytic PySCF Hessian at an HF or DFT level, (3N, 3N) eV/Å²."""
-    from .pyscf_driver import _mean_field, build_mole
+    from ..pyscf_driver import _mean_field, build_mole
 
     level = get_level(level)
     if level.spec.kind not in ("hf", "dft"):
@@ -178,7 +179,8 @@ def sample_normal_modes(
         seed: Random seed; the same seed gives the same geometries.
 
     Returns:
-        ``n_samples`` structures (Å), each with ``info["sampling_temperature_K"]``.
+        ``n_samples`` structures (Å), each with ``info["sampler"]`` ("normal modes"),
+        ``info["quantum_sampling"]`` and ``info["sampling_temperature_K"]``.
     """
     check_positive_int(n_samples, "n_samples")
     rng = np.random.default_rng(seed)
@@ -189,6 +191,8 @@ def sample_normal_modes(
     for qi in q:
         a = modes.atoms.copy()
         a.positions += np.einsum("k,kia->ia", qi, modes.modes) * inv_sqm
+        a.info[keys.SAMPLER] = keys.SAMPLER_NORMAL_MODES
+        a.info[keys.QUANTUM_SAMPLING] = bool(quantum)
         a.info[keys.SAMPLING_TEMPERATURE] = float(temperature_K)
         out.append(a)
     return out

@@ -1,95 +1,21 @@
-"""More ways to sample geometries: random rattle, MD snapshots, rigid-body scans of clusters.
+"""Rigid-body samples of clusters: a fragment moved along the centre-of-mass axis, or random orientations.
 
-Normal-mode sampling lives in :mod:`mlipviz.reference.sampling`. Every sampler returns new structures (Å) and
-records how each was made in ``atoms.info["sampler"]``.
+Every function returns new structures (Å) and records how each was made in ``atoms.info["sampler"]``
+(names in :mod:`mlipviz.keys`).
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 
-from .. import keys
-from .validate import as_atoms, check_positive_int
+from ... import keys
+from ...geometry import check_positive_int
+from ...structure_io import as_atoms
 
-__all__ = ["rattle_sample", "md_sample", "distance_scan", "orientation_samples"]
-
-
-def rattle_sample(atoms: Atoms | str, n_samples: int, stdev: float = 0.05, seed: int | None = 0) -> list[Atoms]:
-    """Independent Gaussian displacements of every Cartesian coordinate.
-
-    Args:
-        atoms: Reference structure (Å), or the path of a structure file (its first frame).
-        n_samples: Number of structures.
-        stdev: Standard deviation of each displacement component, Å.
-        seed: Random seed.
-    """
-    atoms = as_atoms(atoms)
-    check_positive_int(n_samples, "n_samples")
-    if not stdev >= 0:
-        raise ValueError(f"stdev must be a non-negative distance in Å, got {stdev!r}.")
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n_samples):
-        a = atoms.copy()
-        a.positions += rng.normal(0.0, stdev, a.positions.shape)
-        a.info[keys.SAMPLER] = f"rattle stdev={stdev} Å"
-        out.append(a)
-    return out
-
-
-def md_sample(
-    atoms: Atoms | str,
-    calculator,
-    n_samples: int,
-    temperature_K: float,
-    interval_steps: int = 20,
-    equilibration_steps: int = 200,
-    timestep_fs: float = 0.5,
-    seed: int = 0,
-    progress: bool = True,
-) -> list[Atoms]:
-    """Snapshots of Langevin MD with any ASE calculator: a cheap level (PySCF) or an mlipviz potential.
-
-    Hot MD (temperature well above the target) reaches the distorted geometries a potential must also know.
-
-    Args:
-        atoms: Start structure (Å), or the path of a structure file (its first frame).
-        calculator: ASE calculator driving the MD.
-        n_samples: Snapshots to return.
-        temperature_K: Thermostat temperature, K.
-        interval_steps: MD steps between snapshots (decorrelation).
-        equilibration_steps: Steps discarded first.
-        timestep_fs: Time step, fs.
-        seed: Seed for velocities and noise.
-        progress: Show a progress bar.
-    """
-    from ase.io import read
-
-    from ..md import run_md
-
-    atoms = as_atoms(atoms)
-    check_positive_int(n_samples, "n_samples")
-    check_positive_int(interval_steps, "interval_steps")
-    n_steps = equilibration_steps + n_samples * interval_steps
-    with tempfile.TemporaryDirectory() as tmp:
-        traj = Path(tmp) / "md.traj"
-        run_md(atoms, calculator, n_steps, timestep_fs, "langevin", temperature_K, record_every=interval_steps,
-               trajectory=traj, seed=seed, progress=progress)
-        frames = read(traj, ":")
-    skip = int(np.ceil(equilibration_steps / interval_steps))
-    out = []
-    for f in frames[skip + 1 :][:n_samples]:
-        a = Atoms(f.numbers, f.positions, cell=f.cell, pbc=f.pbc)
-        a.info.update(atoms.info)
-        a.info[keys.SAMPLER] = f"Langevin MD {temperature_K} K"
-        a.info[keys.SAMPLING_TEMPERATURE] = float(temperature_K)
-        out.append(a)
-    return out
+__all__ = ["distance_scan", "orientation_samples"]
 
 
 def _split(cluster: Atoms, fragment: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +51,7 @@ def distance_scan(cluster: Atoms | str, fragment: Sequence[int], distances: Sequ
             raise ValueError(f"distances must be positive, got {d!r}.")
         a = cluster.copy()
         a.positions[idx] += com_a + d * axis - com_b
-        a.info[keys.SAMPLER] = "rigid distance scan"
+        a.info[keys.SAMPLER] = keys.SAMPLER_DISTANCE_SCAN
         a.info[keys.COM_DISTANCE] = float(d)
         out.append(a)
     return out
@@ -168,7 +94,7 @@ def orientation_samples(
         if np.linalg.norm(xa[:, None] - xb[None], axis=-1).min() < min_contact:
             continue
         dimer = Atoms(np.concatenate([mol_a.numbers, mol_b.numbers]), np.concatenate([xa, xb]))
-        dimer.info[keys.SAMPLER] = "random rigid orientation"
+        dimer.info[keys.SAMPLER] = keys.SAMPLER_ORIENTATION
         dimer.info[keys.COM_DISTANCE] = float(distance)
         out.append(dimer)
     return out

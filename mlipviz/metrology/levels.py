@@ -2,16 +2,19 @@
 
 Absolute energies of different methods differ by a constant that does not matter for dynamics, so energy
 errors are compared after removing the mean offset (relative energies). Forces are compared directly.
+Every MAE comes from :func:`~mlipviz.metrology.errors.error_stats`, with its bootstrap confidence interval.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .labelling import level_energy, level_forces
-from .levels import Level, get_level
+from ..geometry import bonds_of
+from ..reference.labelling import level_energy, level_forces
+from ..reference.levels import Level, get_level
+from .errors import ErrorStat, error_stats
 
 __all__ = ["LevelComparison", "compare_levels", "errors_by_stretch", "relative_energy_errors", "plot_level_comparison"]
 
@@ -27,6 +30,9 @@ class LevelComparison:
         energy_errors: (n,) relative-energy errors, eV.
         force_errors: (n, n_atoms, 3) force errors, eV/Å (all structures must have equal size).
         symbols: (n_atoms,) element symbols.
+        energy: Relative-energy ``{"MAE", "RMSE"}`` in meV with bootstrap intervals (offset refitted in
+            every resample).
+        forces: Force-component ``{"MAE", "RMSE"}`` in meV/Å with bootstrap intervals over structures.
     """
 
     level: str
@@ -35,6 +41,8 @@ class LevelComparison:
     energy_errors: np.ndarray
     force_errors: np.ndarray
     symbols: list[str]
+    energy: dict[str, ErrorStat] = field(default_factory=dict)
+    forces: dict[str, ErrorStat] = field(default_factory=dict)
 
     @property
     def energy_mae_meV(self) -> float:
@@ -46,6 +54,19 @@ class LevelComparison:
         """Force-component MAE, meV/Å."""
         return 1e3 * float(np.abs(self.force_errors).mean())
 
+    def force_stats_by_element(self, **kwargs) -> dict[str, dict[str, ErrorStat]]:
+        """Force-component ``{"MAE", "RMSE"}`` per element, meV/Å, with bootstrap intervals over structures.
+
+        Args:
+            **kwargs: Passed to :func:`~mlipviz.metrology.errors.error_stats` (``n_boot``, ``confidence``, ``seed``).
+        """
+        sym = np.array(self.symbols)
+        out = {}
+        for s in dict.fromkeys(self.symbols):
+            errs = self.force_errors[:, sym == s]
+            out[s] = error_stats(errs, np.zeros_like(errs), unit="meV/Å", scale=1e3, **kwargs)
+        return out
+
     def force_mae_by_element(self) -> dict[str, float]:
         """Force-component MAE per element, meV/Å."""
         sym = np.array(self.symbols)
@@ -56,20 +77,38 @@ class LevelComparison:
         return np.linalg.norm(self.force_errors, axis=-1).mean(axis=0)
 
 
-def compare_levels(images, level: str | Level, reference: str | Level = "CCSD(T)/cc-pVDZ") -> LevelComparison:
+def compare_levels(images, level: str | Level, reference: str | Level = "CCSD(T)/cc-pVDZ", n_boot: int = 2000,
+                   confidence: float = 0.95, seed: int = 0) -> LevelComparison:
     """Compare ``level`` against ``reference`` on structures labelled at both.
+
+    Args:
+        images: Structures labelled at both levels (same atoms in the same order), at least 2.
+        level: The level being judged.
+        reference: The reference level.
+        n_boot: Bootstrap resamples of the confidence intervals.
+        confidence: Confidence level of the intervals.
+        seed: Seed of the resampling.
 
     Raises:
         KeyError: if some structure lacks one of the levels.
-        ValueError: if the structures do not all have the same atoms.
+        ValueError: if the structures do not all have the same atoms, or there are fewer than 2.
     """
     lv, ref = get_level(level), get_level(reference)
+    images = list(images)
+    if len(images) < 2:
+        raise ValueError(f"compare_levels needs at least 2 structures for a confidence interval, got {len(images)}.")
     symbols = images[0].get_chemical_symbols()
     if any(a.get_chemical_symbols() != symbols for a in images):
         raise ValueError("compare_levels needs structures with the same atoms in the same order.")
-    de = level_energy(images, lv) - level_energy(images, ref)
-    df = np.stack(level_forces(images, lv)) - np.stack(level_forces(images, ref))
-    return LevelComparison(lv.name, ref.name, float(de.mean()), de - de.mean(), df, symbols)
+    e_lv, e_ref = level_energy(images, lv), level_energy(images, ref)
+    f_lv, f_ref = level_forces(images, lv), level_forces(images, ref)
+    de, df = e_lv - e_ref, np.stack(f_lv) - np.stack(f_ref)
+    kw = dict(n_boot=n_boot, confidence=confidence, seed=seed)
+    return LevelComparison(
+        lv.name, ref.name, float(de.mean()), de - de.mean(), df, symbols,
+        energy=error_stats(e_lv, e_ref, unit="meV", scale=1e3, remove_offset=True, **kw),
+        forces=error_stats(f_lv, f_ref, unit="meV/Å", scale=1e3, **kw),
+    )
 
 
 def plot_level_comparison(comparison: LevelComparison, axes=None):
@@ -86,12 +125,14 @@ def plot_level_comparison(comparison: LevelComparison, axes=None):
     axes[0].hist(1e3 * c.energy_errors, bins=30, color="tab:blue", alpha=0.8)
     axes[0].set_xlabel(f"E[{c.level}] − E[{c.reference}] − offset (meV)")
     axes[0].set_ylabel("structures")
-    axes[0].set_title(f"relative energy: MAE {c.energy_mae_meV:.1f} meV", fontsize=9)
+    title = f"[{c.energy['MAE'].low:.1f}, {c.energy['MAE'].high:.1f}]" if c.energy else ""
+    axes[0].set_title(f"relative energy: MAE {c.energy_mae_meV:.1f} meV {title}", fontsize=9)
     sym = np.array(c.symbols)
     for s in dict.fromkeys(c.symbols):
         axes[1].hist(1e3 * c.force_errors[:, sym == s].ravel(), bins=40, alpha=0.6, label=s)
     axes[1].set_xlabel("force component error (meV/Å)")
-    axes[1].set_title(f"forces: MAE {c.force_mae_meV_per_A:.0f} meV/Å", fontsize=9)
+    title = f"[{c.forces['MAE'].low:.0f}, {c.forces['MAE'].high:.0f}]" if c.forces else ""
+    axes[1].set_title(f"forces: MAE {c.force_mae_meV_per_A:.0f} meV/Å {title}", fontsize=9)
     axes[1].legend(title="element")
     return axes
 
@@ -104,10 +145,9 @@ def errors_by_stretch(comparison: LevelComparison, images, n_bins: int = 4) -> d
 
     Returns:
         ``{"stretch_A": bin centres (n_bins,), "energy_mae_meV": (n_bins,), "force_mae_meV_per_A": (n_bins,),
+        "force_mae_ci_meV_per_A": (n_bins, 2) bootstrap 95 % interval (NaN for bins of fewer than 2 structures),
         "count": (n_bins,)}``.
     """
-    from ..md.stability import bonds_of
-
     bonds = bonds_of(images[0])
     if len(bonds) == 0:
         raise ValueError("The first structure has no bonds to measure a stretch by.")
@@ -117,12 +157,16 @@ def errors_by_stretch(comparison: LevelComparison, images, n_bins: int = 4) -> d
     edges = np.quantile(stretch, np.linspace(0, 1, n_bins + 1))
     which = np.clip(np.searchsorted(edges, stretch, side="right") - 1, 0, n_bins - 1)
     out = {k: np.zeros(n_bins) for k in ("stretch_A", "energy_mae_meV", "force_mae_meV_per_A", "count")}
+    out["force_mae_ci_meV_per_A"] = np.full((n_bins, 2), np.nan)
     for b in range(n_bins):
         m = which == b
         out["stretch_A"][b] = stretch[m].mean() if m.any() else np.nan
         out["energy_mae_meV"][b] = 1e3 * np.abs(comparison.energy_errors[m]).mean() if m.any() else np.nan
         out["force_mae_meV_per_A"][b] = 1e3 * np.abs(comparison.force_errors[m]).mean() if m.any() else np.nan
         out["count"][b] = m.sum()
+        if m.sum() >= 2:
+            f = error_stats(comparison.force_errors[m], np.zeros_like(comparison.force_errors[m]), scale=1e3)["MAE"]
+            out["force_mae_ci_meV_per_A"][b] = f.low, f.high
     return out
 
 

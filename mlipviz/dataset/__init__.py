@@ -1,0 +1,28 @@
+"""The dataset stage: labelled structures on disk, the embedded data, and SchNetPack databases.
+
+* structure files: :func:`load_images`, :func:`write_images` (the reader and atomic writer every stage uses,
+  from :mod:`mlipviz.structure_io`);
+* the embedded data: :data:`DATA_DIR`, :func:`water_dataset_path`, :func:`water_model_dir`,
+  :func:`campaign_dataset_path`;
+* :func:`write_spk_database`, the one SchNetPack database writer (training uses it);
+* :func:`match_geometries`: the same geometry across datasets, by geometry key.
+
+The recipe that rebuilds the embedded data is ``data/build.py`` (``make data``), outside the library.
+"""
+
+from ..structure_io import load_images, write_images
+from .matching import match_geometries
+from .paths import CAMPAIGN_DATASETS, DATA_DIR, campaign_dataset_path, water_dataset_path, water_model_dir
+from .spk import write_spk_database
+
+__all__ = [
+    "CAMPAIGN_DATASETS",
+    "DATA_DIR",
+    "campaign_dataset_path",
+    "load_images",
+    "match_geometries",
+    "water_dataset_path",
+    "water_model_dir",
+    "write_images",
+    "write_spk_database",
+]
