@@ -1,7 +1,61 @@
-"""Molecular dynamics with mlipviz potentials, MD snapshots for labelling, and stability observables."""
+"""Molecular dynamics: the ASE path, MD snapshots for labelling, stability and the observables of MD metrology.
 
-from .engine import MDResult, run_md
+* :mod:`.engine`: :func:`run_md`, NVE and Langevin with any ASE calculator (the baseline path);
+* :mod:`.thermo`: degrees of freedom and start velocities at exactly the requested temperature;
+* :mod:`.drift`: NVE energy drift as a time-step scan with its spread over seeds;
+* :mod:`.sampling`: :func:`md_sample`, MD snapshots to label;
+* :mod:`.stability`: drift, bond integrity, the Fu et al. stability rule, the MLIPAudit score, survival curves;
+* :mod:`.observables`: h(r), bond and angle distributions, velocity autocorrelation and vibrational spectra.
+"""
+
+from .drift import DriftScan, drift_scan, plot_drift_scan
+from .engine import MAX_TEMPERATURE_K, MAX_TIMESTEP_FS, MDInstabilityError, MDResult, run_md
+from .observables import (HR, StructureDistributions, Trajectory, VibrationalSpectrum, as_trajectory,
+                          distribution_distances, h_r, h_r_mae, pair_distances, plot_h_r, plot_spectrum,
+                          plot_structure_distributions, structure_distributions, vibrational_spectrum, wasserstein_1)
 from .sampling import md_sample
-from .stability import BondReport, DriftReport, bond_check, bonds_of, energy_drift
+from .stability import (AuditScore, BondReport, DriftReport, StabilityReport, SurvivalCurve, bond_check, bonds_of,
+                        energy_drift, fu_stability, mlipaudit_score, plot_stability, plot_survival, survival_curve)
+from .thermo import count_dof, kinetic_temperature
 
-__all__ = ["BondReport", "DriftReport", "MDResult", "bond_check", "bonds_of", "energy_drift", "md_sample", "run_md"]
+__all__ = [
+    "HR",
+    "MAX_TEMPERATURE_K",
+    "MAX_TIMESTEP_FS",
+    "AuditScore",
+    "BondReport",
+    "DriftReport",
+    "DriftScan",
+    "MDInstabilityError",
+    "MDResult",
+    "StabilityReport",
+    "StructureDistributions",
+    "SurvivalCurve",
+    "Trajectory",
+    "VibrationalSpectrum",
+    "as_trajectory",
+    "bond_check",
+    "bonds_of",
+    "count_dof",
+    "distribution_distances",
+    "drift_scan",
+    "energy_drift",
+    "fu_stability",
+    "h_r",
+    "h_r_mae",
+    "kinetic_temperature",
+    "md_sample",
+    "mlipaudit_score",
+    "pair_distances",
+    "plot_drift_scan",
+    "plot_h_r",
+    "plot_spectrum",
+    "plot_stability",
+    "plot_structure_distributions",
+    "plot_survival",
+    "run_md",
+    "structure_distributions",
+    "survival_curve",
+    "vibrational_spectrum",
+    "wasserstein_1",
+]

@@ -1,15 +1,21 @@
-"""Stability checks on MD runs: energy drift in NVE and bond integrity."""
+"""Stability of MD runs: energy drift in NVE, bond integrity, Fu et al.'s collapse time, the MLIPAudit score
+and survival curves over many runs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from ase import Atoms
+from ase import Atoms, units
 
 from ..geometry import bonds_of
+from .observables import as_trajectory, pair_distances
 
-__all__ = ["DriftReport", "energy_drift", "BondReport", "bond_check", "bonds_of"]
+__all__ = [
+    "DriftReport", "energy_drift", "BondReport", "bond_check", "bonds_of",
+    "StabilityReport", "fu_stability", "plot_stability", "AuditScore", "mlipaudit_score",
+    "SurvivalCurve", "survival_curve", "plot_survival",
+]
 
 
 @dataclass
@@ -84,3 +90,250 @@ def bond_check(frames: list[Atoms], tolerance: float = 0.5) -> BondReport:
     bad = np.where((change > tolerance).any(axis=1))[0]
     first = int(bad[0]) if len(bad) else None
     return BondReport(first is None, tolerance, bonds, change.max(axis=0), first)
+
+
+# --- Fu et al. stability, the MLIPAudit score and survival over many runs ---------------------------------------
+
+
+@dataclass
+class StabilityReport:
+    """Where an MD run first leaves the reference bond lengths (Fu et al. 2023).
+
+    Attributes:
+        tolerance_A: Allowed deviation of a bond from its reference mean, Å.
+        bonds: (n_bonds, 2) pairs bonded in the first reference structure.
+        reference_lengths_A: (n_bonds,) mean bond lengths over the reference data, Å.
+        max_deviation_A: (n_frames,) largest |r_b(t) − mean_b| per frame, Å (inf for non-finite positions).
+        dt_fs: Time between frames, fs, or None.
+        failure_frame: First frame beyond the tolerance, or None when the run stayed stable.
+        failed_bond: (i, j) of the bond that deviated most in the failure frame, or None.
+        failed_symbols: Its elements, e.g. ("O", "H"), or None.
+        failed_length_A: Its length in the failure frame, Å, or None.
+        failure_atoms: The failure frame as ``ase.Atoms``, or None.
+    """
+
+    tolerance_A: float
+    bonds: np.ndarray
+    reference_lengths_A: np.ndarray
+    max_deviation_A: np.ndarray
+    dt_fs: float | None
+    failure_frame: int | None = None
+    failed_bond: tuple[int, int] | None = None
+    failed_symbols: tuple[str, str] | None = None
+    failed_length_A: float | None = None
+    failure_atoms: Atoms | None = None
+
+    @property
+    def stable(self) -> bool:
+        return self.failure_frame is None
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.max_deviation_A)
+
+    @property
+    def failure_time_fs(self) -> float | None:
+        """Time of the failure frame, fs (frame index × dt), or None."""
+        return None if self.failure_frame is None or self.dt_fs is None else self.failure_frame * self.dt_fs
+
+    @property
+    def horizon_fs(self) -> float | None:
+        """Time of the last frame, fs, or None without dt."""
+        return None if self.dt_fs is None else (self.n_frames - 1) * self.dt_fs
+
+
+def fu_stability(trajectory, reference, tolerance_A: float = 0.5, dt_fs: float | None = None,
+                 **kwargs) -> StabilityReport:
+    """Fu et al.'s stability criterion: the first frame where a bond leaves its reference mean by > tolerance.
+
+    Bonds are those of the first reference structure (covalent radii, :func:`bonds_of`); their reference
+    lengths are the means over all reference structures (e.g. the training set). A frame with non-finite
+    positions fails too. Fu et al. report the collapse time as this frame's index × the frame interval.
+
+    Args:
+        trajectory: List of ``ase.Atoms`` or positions (n_frames, n_atoms, 3) Å (then ``numbers=``).
+        reference: Reference structures (list of ``ase.Atoms`` or positions array), same atoms in the same order.
+        tolerance_A: Allowed deviation, Å (0.5 in Fu et al.).
+        dt_fs: Time between frames, fs.
+        **kwargs: Passed to :func:`mlipviz.md.observables.as_trajectory` (numbers, cell, pbc, ...).
+
+    Reference:
+        Fu et al., "Forces are not enough", TMLR 2023, arXiv:2210.07237.
+    """
+    if not tolerance_A > 0:
+        raise ValueError(f"tolerance_A must be a positive distance in Å, got {tolerance_A!r}.")
+    traj = as_trajectory(trajectory, dt_fs=dt_fs, **kwargs)
+    ref_kwargs = {k: v for k, v in kwargs.items() if k in ("numbers", "masses", "cell", "pbc")}
+    ref = as_trajectory(reference, name="reference", **ref_kwargs)
+    if ref.positions.shape[1:] != traj.positions.shape[1:] or np.any(ref.numbers != traj.numbers):
+        raise ValueError("reference and trajectory must hold the same atoms in the same order.")
+    bonds = bonds_of(ref.atoms(0))
+    mean = pair_distances(ref, bonds).mean(axis=0)
+    with np.errstate(invalid="ignore"):
+        dev = np.abs(pair_distances(traj, bonds) - mean)
+    dev[~np.isfinite(dev)] = np.inf
+    worst = dev.max(axis=1) if len(bonds) else np.zeros(traj.n_frames)
+    worst[~np.isfinite(traj.positions).all(axis=(1, 2))] = np.inf
+    report = StabilityReport(float(tolerance_A), bonds, mean, worst, traj.dt_fs)
+    bad = np.where(worst > tolerance_A)[0]
+    if len(bad):
+        f = int(bad[0])
+        report.failure_frame, report.failure_atoms = f, traj.atoms(f)
+        if len(bonds):
+            b = int(np.argmax(dev[f]))
+            i, j = (int(x) for x in bonds[b])
+            report.failed_bond, report.failed_symbols = (i, j), (traj.symbols[i], traj.symbols[j])
+            report.failed_length_A = float(pair_distances(traj, bonds[b:b + 1], slice(f, f + 1))[0, 0])
+    return report
+
+
+def plot_stability(reports: dict[str, StabilityReport], ax=None):
+    """Largest bond deviation against time (fs, or frame without dt), the tolerance and each failure."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    for label, r in reports.items():
+        t = np.arange(r.n_frames) * (r.dt_fs or 1.0)
+        line, = ax.plot(t, np.where(np.isfinite(r.max_deviation_A), r.max_deviation_A, np.nan), label=label)
+        if r.failure_frame is not None:
+            ax.axvline(t[r.failure_frame], color=line.get_color(), ls=":")
+    tol = {r.tolerance_A for r in reports.values()}
+    for x in tol:
+        ax.axhline(x, color="k", ls="--", lw=0.8)
+    ax.set_xlabel("time (fs)" if all(r.dt_fs for r in reports.values()) else "frame")
+    ax.set_ylabel("max |r − r_ref| (Å)")
+    ax.legend()
+    return ax
+
+
+@dataclass
+class AuditScore:
+    """MLIPAudit stability score of one run.
+
+    Attributes:
+        score: 1 stable; 0.5 + ½·f/N after a hydrogen detached at frame f; ½·f/N after an explosion at f.
+        n_frames: N.
+        explosion_frame: First exploded frame, or None.
+        detach_frame: First frame with a detached hydrogen, or None.
+        detached_hydrogen: Index of that hydrogen, or None.
+        partner: Index of the atom it was bonded to in the first frame, or None.
+    """
+
+    score: float
+    n_frames: int
+    explosion_frame: int | None
+    detach_frame: int | None
+    detached_hydrogen: int | None = None
+    partner: int | None = None
+
+
+def mlipaudit_score(trajectory, hydrogen_cutoff_A: float = 2.5, explosion_factor: float = 5.0,
+                    temperature_limit_K: float = 10_000.0, **kwargs) -> AuditScore:
+    """MLIPAudit's stability score of one run.
+
+    * **Explodes** at the first frame f with non-finite positions, or with a first-frame bond longer than
+      ``explosion_factor`` × its first-frame length, or (when velocities are known) a kinetic temperature
+      above ``temperature_limit_K`` (MLIPAudit's own test is the temperature). Score ½·f/N.
+    * Otherwise a **hydrogen detaches** at the first frame f where a hydrogen is more than ``hydrogen_cutoff_A``
+      from the atom it was bonded to in the first frame. Score 0.5 + ½·f/N. (MLIPAudit's code also forgives a
+      hydrogen that has moved next to another heavy atom; here any detachment counts.)
+    * Otherwise the score is 1.
+
+    Args:
+        trajectory: List of ``ase.Atoms`` or positions (n_frames, n_atoms, 3) Å (then ``numbers=``).
+        hydrogen_cutoff_A: Detachment distance, Å.
+        explosion_factor: Bond stretch factor that counts as an explosion (dimensionless, > 1).
+        temperature_limit_K: Kinetic temperature that counts as an explosion, K.
+        **kwargs: Passed to :func:`mlipviz.md.observables.as_trajectory`.
+
+    Reference:
+        InstaDeep, MLIPAudit stability benchmark (2025), https://github.com/instadeepai/mlipaudit.
+    """
+    if not explosion_factor > 1:
+        raise ValueError(f"explosion_factor must be > 1, got {explosion_factor!r}.")
+    traj = as_trajectory(trajectory, **kwargs)
+    n = traj.n_frames
+    exploded = ~np.isfinite(traj.positions).all(axis=(1, 2))
+    bonds = bonds_of(traj.atoms(0))
+    with np.errstate(invalid="ignore"):
+        lengths = pair_distances(traj, bonds) if len(bonds) else np.zeros((n, 0))
+        exploded |= (lengths > explosion_factor * lengths[0]).any(axis=1)
+        if traj.velocities is not None:
+            ekin = 0.5 * np.einsum("i,tia->t", traj.masses, (traj.velocities / units.fs) ** 2)
+            exploded |= ekin / (1.5 * len(traj.numbers) * units.kB) > temperature_limit_K
+    if exploded.any():
+        f = int(np.argmax(exploded))
+        return AuditScore(0.5 * f / n, n, f, None)
+    is_h = traj.numbers == 1
+    hb = np.array([b for b in bonds if is_h[b[0]] != is_h[b[1]]], dtype=int).reshape(-1, 2)
+    if len(hb):
+        gone = pair_distances(traj, hb) > hydrogen_cutoff_A
+        if gone.any():
+            f, b = (int(x) for x in np.argwhere(gone)[0])
+            h, p = (hb[b, 0], hb[b, 1]) if is_h[hb[b, 0]] else (hb[b, 1], hb[b, 0])
+            return AuditScore(0.5 + 0.5 * f / n, n, None, f, int(h), int(p))
+    return AuditScore(1.0, n, None, None)
+
+
+@dataclass
+class SurvivalCurve:
+    """Fraction of runs not yet failed against time (Kaplan–Meier).
+
+    Attributes:
+        time_fs: (k,) step times, fs, starting at 0.
+        surviving: (k,) fraction of runs not failed up to and including each time.
+        time_to_failure_fs: (n_runs,) failure time, or the run's horizon when it did not fail (censored).
+        failed: (n_runs,) whether each run failed.
+    """
+
+    time_fs: np.ndarray
+    surviving: np.ndarray
+    time_to_failure_fs: np.ndarray
+    failed: np.ndarray
+
+    def at(self, t_fs: float) -> float:
+        """Surviving fraction at time ``t_fs`` (fs)."""
+        return float(self.surviving[np.searchsorted(self.time_fs, t_fs, side="right") - 1])
+
+
+def survival_curve(reports: list[StabilityReport]) -> SurvivalCurve:
+    """Survival of many runs (e.g. seeds) from their :class:`StabilityReport` (each needs ``dt_fs``).
+
+    A run that never failed is censored at its horizon (its last frame). With a common horizon the
+    Kaplan–Meier estimate is simply the fraction of runs that have not failed yet; with different horizons it
+    accounts for runs that stopped early.
+
+    Reference:
+        Kaplan, Meier, J. Am. Stat. Assoc. 53, 457 (1958), doi:10.1080/01621459.1958.10501452.
+    """
+    if not reports:
+        raise ValueError("reports is empty: no runs to make a survival curve of.")
+    if any(r.dt_fs is None for r in reports):
+        raise ValueError("Every report needs dt_fs (pass dt_fs= to fu_stability) to put failures on a time axis.")
+    failed = np.array([not r.stable for r in reports])
+    t = np.array([r.failure_time_fs if not r.stable else r.horizon_fs for r in reports], dtype=float)
+    times, surv, s = [0.0], [1.0], 1.0
+    for u in np.unique(t[failed]):
+        at_risk = np.sum(t >= u)
+        s *= 1.0 - np.sum(failed & (t == u)) / at_risk
+        times.append(float(u))
+        surv.append(s)
+    return SurvivalCurve(np.array(times), np.array(surv), t, failed)
+
+
+def plot_survival(curves: dict[str, SurvivalCurve], ax=None):
+    """Step plot of surviving fraction against time (ps); censored runs marked with '+'."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(5, 3.5))[1]
+    for label, c in curves.items():
+        end = max(c.time_to_failure_fs.max(), c.time_fs[-1])
+        line, = ax.step(np.append(c.time_fs, end) / 1000, np.append(c.surviving, c.surviving[-1]), where="post",
+                        label=label)
+        cens = c.time_to_failure_fs[~c.failed]
+        ax.plot(cens / 1000, [c.at(x) for x in cens], "+", color=line.get_color())
+    ax.set_xlabel("time (ps)")
+    ax.set_ylabel("fraction of runs not failed")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend()
+    return ax

@@ -1,19 +1,24 @@
-"""Metrology: errors with confidence intervals, level-against-level comparisons, parity plots."""
+"""Metrology: errors with confidence intervals, level-against-level comparisons, harmonic frequencies, parity plots."""
 
 from .errors import ErrorStat, error_stats, evaluate, predict
+from .frequencies import FrequencyComparison, compare_frequencies, frequency_comparison, plot_frequency_comparison
 from .interaction import InteractionEnergies, s22x5_interaction_energies
 from .levels import LevelComparison, compare_levels, errors_by_stretch, plot_level_comparison, relative_energy_errors
 from .plots import parity_plot
 
 __all__ = [
     "ErrorStat",
+    "FrequencyComparison",
     "InteractionEnergies",
     "LevelComparison",
+    "compare_frequencies",
     "compare_levels",
     "error_stats",
     "errors_by_stretch",
     "evaluate",
+    "frequency_comparison",
     "parity_plot",
+    "plot_frequency_comparison",
     "plot_level_comparison",
     "predict",
     "relative_energy_errors",

@@ -9,7 +9,18 @@ with warnings.catch_warnings():
     import schnetpack  # noqa: F401
 
 from .calculator import MLIPCalculator
+from .hessian import model_hessian, model_normal_modes
 from .model import ModelConfig, build_model, load_model, save_model
 from .train import TrainResult, train_potential
 
-__all__ = ["MLIPCalculator", "ModelConfig", "TrainResult", "build_model", "load_model", "save_model", "train_potential"]
+__all__ = [
+    "MLIPCalculator",
+    "ModelConfig",
+    "TrainResult",
+    "build_model",
+    "load_model",
+    "model_hessian",
+    "model_normal_modes",
+    "save_model",
+    "train_potential",
+]

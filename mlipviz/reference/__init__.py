@@ -16,6 +16,7 @@ from .calculator import PySCFCalculator
 from .catalogue import get_system, system_names
 from .labelling import label, label_many, level_energy, level_forces
 from .functionals import register_dft_level
+from .hessian import HESSIAN_METHODS, reference_hessian, reference_normal_modes
 from .levels import METHODS, Level, canonical_basis, get_level, known_methods
 from .pyscf_driver import PySCFResult, UntrustedGradientError, run_pyscf
 from .validate import check_level
@@ -23,6 +24,7 @@ from .sampling import (NormalModes, distance_scan, harmonic_analysis, mode_varia
                        rattle_sample, sample_normal_modes)
 
 __all__ = [
+    "HESSIAN_METHODS",
     "METHODS",
     "Level",
     "NormalModes",
@@ -45,6 +47,8 @@ __all__ = [
     "normal_modes",
     "orientation_samples",
     "rattle_sample",
+    "reference_hessian",
+    "reference_normal_modes",
     "register_dft_level",
     "run_pyscf",
     "sample_normal_modes",
