@@ -12,9 +12,9 @@ from ase.md.verlet import VelocityVerlet
 from scipy.spatial.distance import cdist
 from scipy.stats import wasserstein_distance
 
-from mlipviz.md.observables import (SPEED_OF_LIGHT_CM_PER_FS, as_trajectory, distribution_distances, h_r, h_r_mae,
-                                    plot_h_r, plot_spectrum, plot_structure_distributions,
-                                    structure_distributions, vibrational_spectrum, wasserstein_1)
+from mlipviz.md.observables import (as_trajectory, distribution_distances, h_r, h_r_mae, plot_h_r,
+                                    plot_structure_distributions, structure_distributions, wasserstein_1)
+from mlipviz.md.spectra import SPEED_OF_LIGHT_CM_PER_FS, plot_spectrum, vibrational_spectrum
 
 
 def line_frames(xs_per_frame):

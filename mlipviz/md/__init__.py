@@ -5,15 +5,17 @@
 * :mod:`.drift`: NVE energy drift as a time-step scan with its spread over seeds;
 * :mod:`.sampling`: :func:`md_sample`, MD snapshots to label;
 * :mod:`.stability`: drift, bond integrity, the Fu et al. stability rule, the MLIPAudit score, survival curves;
-* :mod:`.observables`: h(r), bond and angle distributions, velocity autocorrelation and vibrational spectra.
+* :mod:`.observables`: h(r), bond and angle distributions; :mod:`.spectra`: velocity autocorrelation and
+  vibrational spectra.
 """
 
 from .drift import DriftScan, drift_scan, plot_drift_scan
 from .engine import MAX_TEMPERATURE_K, MAX_TIMESTEP_FS, MDInstabilityError, MDResult, run_md
-from .observables import (HR, StructureDistributions, Trajectory, VibrationalSpectrum, as_trajectory,
-                          distribution_distances, h_r, h_r_mae, pair_distances, plot_h_r, plot_spectrum,
-                          plot_structure_distributions, structure_distributions, vibrational_spectrum, wasserstein_1)
+from .observables import (HR, StructureDistributions, Trajectory, as_trajectory, distribution_distances, h_r, h_r_mae,
+                          pair_distances, plot_h_r, plot_structure_distributions, structure_distributions,
+                          wasserstein_1)
 from .sampling import md_sample
+from .spectra import VibrationalSpectrum, plot_spectrum, vibrational_spectrum
 from .stability import (AuditScore, BondReport, DriftReport, StabilityReport, SurvivalCurve, bond_check, bonds_of,
                         energy_drift, fu_stability, mlipaudit_score, plot_stability, plot_survival, survival_curve)
 from .thermo import count_dof, kinetic_temperature
