@@ -94,8 +94,12 @@ def main(argv=None) -> dict:
     p.add_argument("--n-methanol", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3, help="(bare loop, campaign) pairs for the overhead ratio")
     p.add_argument("--json")
+    p.add_argument("--quick", action="store_true",
+                   help="16 water records, no methanol, one pair: a few minutes on 2 cores")
     args = p.parse_args(argv)
     n = os.cpu_count() or 1
+    if args.quick:
+        args.n_water, args.n_methanol, args.repeats = 16, 0, 1
     water = rattle_sample(molecule("H2O"), args.n_water, stdev=0.03, seed=0)
     bare_pyscf_loop(water[:2], n)  # PySCF's first call in a process loads its libraries: not part of any arm
     # Alternate the two arms so that slow drifts of the machine hit both; each ratio compares neighbours.

@@ -1,5 +1,7 @@
 """Batched MD, a prototype beside benchmarks/md_throughput.py: many systems in one model call on TorchSim.
 
+Not run on its own: ``python benchmarks/md_throughput.py [--quick] [--json PATH]`` imports and measures it.
+
 mlipviz adds three thin pieces to an existing batched MD engine and writes no integrator of its own:
 
 * :class:`SkinNeighborList` — a Verlet list for a whole batch: pairs within ``cutoff + skin``, rebuilt only

@@ -50,7 +50,10 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--quick", action="store_true", help="100 steps per arm (about a minute on 2 cores)")
     args = p.parse_args(argv)
+    if args.quick:
+        args.steps = 100
 
     dev = resolve_device(args.device)
     torch.manual_seed(0)
