@@ -10,6 +10,7 @@ from ase import Atoms, units
 
 from ..geometry import bonds_of
 from .observables import as_trajectory, pair_distances
+from .thermo import kinetic_temperature
 
 __all__ = [
     "DriftReport", "energy_drift", "BondReport", "bond_check", "bonds_of",
@@ -260,7 +261,7 @@ def mlipaudit_score(trajectory, hydrogen_cutoff_A: float = 2.5, explosion_factor
         exploded |= (lengths > explosion_factor * lengths[0]).any(axis=1)
         if traj.velocities is not None:
             ekin = 0.5 * np.einsum("i,tia->t", traj.masses, (traj.velocities / units.fs) ** 2)
-            exploded |= ekin / (1.5 * len(traj.numbers) * units.kB) > temperature_limit_K
+            exploded |= kinetic_temperature(ekin, 3 * len(traj.numbers)) > temperature_limit_K  # over 3N, as MLIPAudit
     if exploded.any():
         f = int(np.argmax(exploded))
         return AuditScore(0.5 * f / n, n, f, None)

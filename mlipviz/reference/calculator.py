@@ -13,7 +13,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from .levels import Level, get_level
 from .pyscf_driver import run_pyscf
 
-__all__ = ["PySCFCalculator"]
+__all__ = ["PySCFCalculator", "relax"]
 
 
 class PySCFCalculator(Calculator):
@@ -52,3 +52,24 @@ class PySCFCalculator(Calculator):
         self.results = {"energy": result.energy}
         if result.forces is not None:
             self.results["forces"] = result.forces
+
+
+def relax(atoms, level: str | Level, fmax: float = 1e-3, steps: int = 200):
+    """Relax a copy of ``atoms`` to the nearest minimum at ``level`` (ASE BFGS on :class:`PySCFCalculator`).
+
+    Args:
+        atoms: Start structure, Å (not modified).
+        level: Level of theory.
+        fmax: Force convergence, eV/Å.
+        steps: Most BFGS steps.
+
+    Returns:
+        ``(relaxed copy without a calculator, whether fmax was reached)``.
+    """
+    from ase.optimize import BFGS  # here, not at the top: it pulls in scipy.optimize, slow for Dask workers
+
+    work = atoms.copy()
+    work.calc = PySCFCalculator(level)
+    converged = bool(BFGS(work, logfile=None).run(fmax=fmax, steps=steps))
+    work.calc = None
+    return work, converged

@@ -20,7 +20,7 @@ from ase import Atoms
 
 from ..geometry import check_molecule
 from ..structure_io import as_atoms
-from .calculator import PySCFCalculator
+from .calculator import relax
 from .levels import Level, get_level
 from .pyscf_driver import run_pyscf
 from .sampling.normal_modes import NormalModes, harmonic_analysis, pyscf_hessian
@@ -95,14 +95,11 @@ def reference_normal_modes(atoms: Atoms | str, level: str | Level, optimize: boo
     Raises:
         ValueError: when the relaxation does not converge or the structure is not a minimum.
     """
-    from ase.optimize import BFGS
-
     work = as_atoms(atoms).copy()
     check_molecule(work)
     if optimize:
-        work.calc = PySCFCalculator(level)
-        if not BFGS(work, logfile=None).run(fmax=fmax, steps=steps):
+        work, converged = relax(work, level, fmax=fmax, steps=steps)
+        if not converged:
             raise ValueError(f"The relaxation at {get_level(level).name} did not reach fmax={fmax} eV/Å in {steps} "
                              "steps.")
-        work.calc = None
     return harmonic_analysis(work, reference_hessian(work, level, method=method, step_A=step_A))

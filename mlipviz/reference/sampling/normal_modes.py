@@ -24,7 +24,7 @@ from ase import Atoms, units
 from ... import keys
 from ...geometry import check_positive_int
 from ...structure_io import as_atoms
-from ..calculator import PySCFCalculator
+from ..calculator import relax
 from ..levels import Level, get_level
 
 __all__ = ["NormalModes", "normal_modes", "sample_normal_modes", "mode_variances", "HBAR"]
@@ -131,13 +131,9 @@ def normal_modes(
     Returns:
         :class:`NormalModes` of the (optimised) structure.
     """
-    from ase.optimize import BFGS  # here, not at the top: it pulls in scipy.optimize, slow for Dask workers
-
     work = as_atoms(atoms).copy()
     if optimize:
-        work.calc = PySCFCalculator(level)
-        BFGS(work, logfile=None).run(fmax=fmax, steps=200)
-        work.calc = None
+        work, _ = relax(work, level, fmax=fmax, steps=200)
     return harmonic_analysis(work, pyscf_hessian(work, level))
 
 
