@@ -7,7 +7,11 @@ repository root (or ``make data``). The recipe:
 2. draw geometries by quantum normal-mode sampling at 300, 600 and 1000 K (a third each);
 3. label every geometry at CCSD(T)/cc-pVDZ and B3LYP/cc-pVDZ (all electrons correlated), energies and
    analytic forces;
-4. train PaiNN on the CCSD(T) labels and save it as ``config.json`` + weights-only ``model.pt``.
+4. train PaiNN on the CCSD(T) labels (the per-atom energy offset refitted after training, so the energy
+   errors carry no constant bias) and save it as ``config.json`` + weights-only ``model.pt``; the config
+   records the elements, the data's levels and SHA-256, the split, each split's MAE and mean signed error,
+   and the SHA-256 of both files, which loading checks. ``--resave-model`` does the offset refit and the
+   records for the shipped network without retraining it (:func:`resave_water_model`).
 
 Labelling goes through :func:`mlipviz.reference.campaign.run_campaign`, like the reference-lab datasets
 (``--campaigns``): it is resumable and crash-safe, the sampled geometries and record stores are kept in
@@ -32,7 +36,7 @@ from mlipviz.dataset import DATA_DIR, load_images, water_dataset_path, water_mod
 from mlipviz.geometry import geometry_key
 from mlipviz.reference.catalogue import METHANOL, WATER, WATER_DIMER
 
-__all__ = ["build_water_dataset", "train_water_model", "WATER_LEVELS", "WATER_TEMPERATURES"]
+__all__ = ["build_water_dataset", "resave_water_model", "train_water_model", "WATER_LEVELS", "WATER_TEMPERATURES"]
 
 #: Levels of the embedded water dataset; the first is the training target.
 WATER_LEVELS = ("CCSD(T)/cc-pVDZ", "B3LYP/cc-pVDZ")
@@ -91,6 +95,61 @@ def train_water_model(dataset: str | Path | None = None, out: str | Path | None 
         max_time_s=max_time_s,
         seed=seed,
     )
+
+
+def resave_water_model(directory: str | Path | None = None, dataset: str | Path | None = None):
+    """Bring a model saved before offsets were refitted and files checksummed up to date, without retraining.
+
+    The network is kept as it is. Its per-atom energy offset is refitted on its own training split (the last
+    step :func:`mlipviz.potential.train_potential` now takes), and its config gains the elements of the data, the
+    data's levels and SHA-256, each split's MAE and mean signed error, and the SHA-256 of both files.
+
+    Returns:
+        ``(delta, errors)``: the offset shift, eV/atom, and the per-split errors written into the config.
+    """
+    from mlipviz.metrology.errors import predict
+    from mlipviz.potential import MLIPCalculator, load_model, save_model
+    from mlipviz.potential.bias import error_summary, offset_shift
+    from mlipviz.potential.chemistry import elements_of
+    from mlipviz.potential.provenance import dataset_sha256, levels_in
+    from mlipviz.reference.labelling import level_energy, level_forces
+
+    directory = Path(directory) if directory else water_model_dir()
+    data_path = Path(dataset) if dataset else water_dataset_path()
+    images = load_images(data_path)
+    model, config = load_model(directory, device="cpu", trust=True)
+    meta = config.metadata
+    level, split = meta[keys.META_LEVEL], meta[keys.META_SPLIT]
+    calc = MLIPCalculator(model, config, device="cpu")
+
+    def errors(part):
+        sub = [images[i] for i in split[part]]
+        e, f = predict(calc, sub)
+        df = np.concatenate([(p - r).ravel() for p, r in zip(f, level_forces(sub, level))])
+        return [len(a) for a in sub], e - level_energy(sub, level), df
+
+    if keys.META_BEST_VAL_ENERGY_SIGNED not in meta:  # the saved network is the best-validation state
+        _, de, df = errors(keys.SPLIT_VAL)
+        meta[keys.META_BEST_VAL_ENERGY_SIGNED] = float(de.mean())
+        meta[keys.META_BEST_VAL_FORCES_SIGNED] = float(df.mean())
+    n, de, _ = errors(keys.SPLIT_TRAIN)
+    delta = offset_shift(n, de)
+    offsets = model.postprocessors[1]
+    offsets.mean = offsets.mean.detach().double().reshape(1) + delta
+    elements = elements_of(images)
+    if config.elements not in (None, elements):
+        raise ValueError(f"{directory} records elements {config.elements}, but {data_path.name} holds {elements}.")
+    config.elements = elements
+    meta.update({
+        keys.META_LEVELS: levels_in(images),
+        keys.META_DATA_FILE: data_path.name,
+        keys.META_DATASET_SHA256: dataset_sha256(images, level),
+        keys.META_ENERGY_OFFSET_REFIT: meta.get(keys.META_ENERGY_OFFSET_REFIT, 0.0) + delta,
+        keys.META_ERRORS: {part: error_summary(*errors(part)[1:]) for part in (keys.SPLIT_TRAIN, keys.SPLIT_VAL,
+                                                                              keys.SPLIT_TEST) if split[part]},
+    })
+    save_model(model, config, directory)
+    return delta, meta[keys.META_ERRORS]
 
 
 #: Distance factors of the S22x5 set (Gráfová, Pitoňák, Řezáč, Hobza, J. Chem. Theory Comput. 6, 2365 (2010)).
@@ -256,7 +315,13 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-model", action="store_true", help="only relabel the dataset")
     parser.add_argument("--campaigns", action="store_true", help="also build the reference-lab campaign datasets")
     parser.add_argument("--only-campaigns", action="store_true", help="build only the campaign datasets")
+    parser.add_argument("--resave-model", action="store_true",
+                        help="only refit the shipped model's energy offset and re-save it with checksums (no training)")
     args = parser.parse_args(argv)
+    if args.resave_model:
+        delta, errors = resave_water_model()
+        print(f"model re-saved: offset shifted by {1e3 * delta:+.4f} meV/atom;", json.dumps(errors, indent=1))
+        return 0
     if args.campaigns or args.only_campaigns:
         for p in build_campaign_datasets():
             print("campaign dataset:", p)

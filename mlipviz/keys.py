@@ -189,3 +189,37 @@ HISTORY_VAL_LOSS: Final[str] = "val_loss"
 HISTORY_VAL_ENERGY_MAE: Final[str] = f"val_{ENERGY}_MAE"
 #: History: validation force MAE, eV/Å.
 HISTORY_VAL_FORCES_MAE: Final[str] = f"val_{FORCES}_MAE"
+
+# --- Model files, training provenance and signed errors -----------------------------------------------------------
+#: ``config.json`` entry holding the SHA-256 digests of a saved model's files, ``{file name: hex digest}``.
+MODEL_CHECKSUMS: Final[str] = "sha256"
+#: Every level of theory found in the training data (the target level is :data:`META_LEVEL`).
+META_LEVELS: Final[str] = "levels_in_data"
+#: SHA-256 over the training data: each structure's geometry key, target energy and forces, in order.
+META_DATASET_SHA256: Final[str] = "dataset_sha256"
+#: File name (no directories) of the training data, when it came from a file.
+META_DATA_FILE: Final[str] = "data_file"
+#: Best validation mean signed energy error (prediction − reference), eV, from the training history.
+META_BEST_VAL_ENERGY_SIGNED: Final[str] = "best_val_energy_mean_signed_error_eV"
+#: Best validation mean signed force-component error, eV/Å, from the training history.
+META_BEST_VAL_FORCES_SIGNED: Final[str] = "best_val_forces_mean_signed_error_eV_per_A"
+#: Per-atom energy shift, eV/atom, added to the offset after training so the training-split mean error is zero.
+META_ENERGY_OFFSET_REFIT: Final[str] = "energy_offset_refit_eV_per_atom"
+#: Errors of the final model per split: ``{split name: {ERR_* name: value}}``.
+META_ERRORS: Final[str] = "errors"
+#: Inside :data:`META_ERRORS`: energy MAE, eV.
+ERR_ENERGY_MAE: Final[str] = "energy_MAE_eV"
+#: Inside :data:`META_ERRORS`: mean signed energy error (prediction − reference), eV.
+ERR_ENERGY_SIGNED: Final[str] = "energy_mean_signed_error_eV"
+#: Inside :data:`META_ERRORS`: force-component MAE, eV/Å.
+ERR_FORCES_MAE: Final[str] = "forces_MAE_eV_per_A"
+#: Inside :data:`META_ERRORS`: mean signed force-component error, eV/Å.
+ERR_FORCES_SIGNED: Final[str] = "forces_mean_signed_error_eV_per_A"
+#: Inside :data:`META_ERRORS`: structures in the split.
+ERR_N: Final[str] = "n_structures"
+#: Metadata of a model read from a trusted SchNetPack pickle: the file name it came from.
+META_TRUSTED_PICKLE: Final[str] = "trusted_pickle"
+#: History: validation mean signed energy error, eV (SchNetPack metric "MeanSignedError" on "energy").
+HISTORY_VAL_ENERGY_SIGNED: Final[str] = f"val_{ENERGY}_MeanSignedError"
+#: History: validation mean signed force-component error, eV/Å.
+HISTORY_VAL_FORCES_SIGNED: Final[str] = f"val_{FORCES}_MeanSignedError"

@@ -1,6 +1,6 @@
 """Metrology: errors with confidence intervals, level-against-level comparisons, harmonic frequencies, parity plots."""
 
-from .errors import ErrorStat, error_stats, evaluate, predict
+from .errors import ErrorStat, error_stats, evaluate, mean_signed_error, predict
 from .frequencies import FrequencyComparison, compare_frequencies, frequency_comparison, plot_frequency_comparison
 from .interaction import InteractionEnergies, s22x5_interaction_energies
 from .levels import LevelComparison, compare_levels, errors_by_stretch, plot_level_comparison, relative_energy_errors
@@ -14,6 +14,7 @@ __all__ = [
     "compare_frequencies",
     "compare_levels",
     "error_stats",
+    "mean_signed_error",
     "errors_by_stretch",
     "evaluate",
     "frequency_comparison",

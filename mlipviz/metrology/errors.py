@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ErrorStat", "error_stats", "predict", "evaluate"]
+__all__ = ["ErrorStat", "error_stats", "mean_signed_error", "predict", "evaluate"]
 
 
 @dataclass
@@ -21,7 +21,7 @@ class ErrorStat:
     """An error metric with its bootstrap confidence interval.
 
     Attributes:
-        name: "MAE" or "RMSE".
+        name: "MAE", "RMSE" or "mean signed error".
         value: Point estimate on the full sample.
         low: Lower bound of the confidence interval.
         high: Upper bound.
@@ -112,6 +112,39 @@ def error_stats(
         "MAE": ErrorStat("MAE", mae, *np.quantile(mae_b, [a, 1 - a]), confidence, unit, n),
         "RMSE": ErrorStat("RMSE", rmse, *np.quantile(rmse_b, [a, 1 - a]), confidence, unit, n),
     }
+
+
+def mean_signed_error(pred, ref, unit: str = "", scale: float = 1.0, n_boot: int = 2000, confidence: float = 0.95,
+                      seed: int = 0) -> ErrorStat:
+    """Mean signed error (prediction − reference), the bias beside an MAE, with a bootstrap interval over structures.
+
+    A mean signed error near ± the MAE means nearly every error has the same sign: a constant offset, not scatter.
+
+    Args:
+        pred: Predictions: a 1-D array (one value per structure) or a list of per-structure arrays.
+        ref: Reference values, same shapes.
+        unit: Unit of the scaled values, for display.
+        scale: Multiply errors by this first (e.g. 1000 for eV → meV).
+        n_boot: Bootstrap resamples.
+        confidence: Confidence level of the interval.
+        seed: Random seed of the resampling.
+
+    Returns:
+        An :class:`ErrorStat` named "mean signed error".
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}.")
+    errs = _per_structure_errors(pred, ref)
+    n = len(errs)
+    if n < 2:
+        raise ValueError(f"Need at least 2 structures for a confidence interval, got {n}.")
+    total = np.array([e.sum() for e in errs]) * scale
+    count = np.array([e.size for e in errs], dtype=float)
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    boot = total[idx].sum(axis=1) / count[idx].sum(axis=1)
+    a = (1 - confidence) / 2
+    value = total.sum() / count.sum()
+    return ErrorStat("mean signed error", value, *np.quantile(boot, [a, 1 - a]), confidence, unit, n)
 
 
 def predict(calculator, images) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -1,4 +1,4 @@
-"""SchNetPack potentials: build, train, save/load without pickles, and an ASE calculator."""
+"""SchNetPack potentials: build, train, save/load without pickles (checksummed), and an ASE calculator."""
 
 import warnings
 
@@ -9,11 +9,13 @@ with warnings.catch_warnings():
     import schnetpack  # noqa: F401
 
 from .calculator import MLIPCalculator
+from .files import ChecksumError
 from .hessian import model_hessian, model_normal_modes
 from .model import ModelConfig, build_model, load_model, save_model
 from .train import TrainResult, train_potential
 
 __all__ = [
+    "ChecksumError",
     "MLIPCalculator",
     "ModelConfig",
     "TrainResult",

@@ -1,10 +1,16 @@
 """Train a SchNetPack potential on energies and forces from an extxyz file or a list of structures.
 
-Training goes through SchNetPack's ``AtomisticTask`` and a PyTorch Lightning ``Trainer``: checkpoints,
-early stopping, a time budget (``max_time_s``) for CPU sessions, and the GPU when one is present.
+Training goes through SchNetPack's ``AtomisticTask`` and a PyTorch Lightning ``Trainer``: early stopping on
+a time budget (``max_time_s``) for CPU sessions, and the GPU when one is present.
 
 The loss is ρ·MSE(E) + (1-ρ)·MSE(F) on per-structure energies (eV) and force components (eV/Å), with
-ρ = ``energy_weight``.
+ρ = ``energy_weight``. After training the per-atom energy offset is refitted to the trained network
+(:func:`mlipviz.potential.bias.refit_energy_offset`): the loss barely constrains a constant energy shift, and
+without the refit every prediction carried the same bias of one to ten meV.
+
+Bad input is refused before training starts: data without the requested level, an empty or overlapping
+split, a split whose training part shares a geometry with its validation or test part, and starting weights
+(``init_from``) of another architecture.
 
 References:
     Schütt et al., J. Chem. Phys. 158, 144801 (2023), doi:10.1063/5.0138367 (SchNetPack 2.0).
@@ -16,6 +22,7 @@ import contextlib
 import copy
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -31,11 +38,19 @@ from ase import Atoms
 from .. import keys
 from ..dataset.spk import write_spk_database
 from ..device import resolve_device
-from ..structure_io import load_images
 from ..reference.levels import get_level
-from .model import ModelConfig, build_model, save_model
+from ..structure_io import load_images
+from .bias import MeanSignedError, refit_energy_offset, split_errors
+from .chemistry import elements_of
+from .files import check_state_dict
+from .model import ModelConfig, build_model, load_model, save_model
+from .provenance import data_file_name, dataset_sha256, levels_in, require_level
+from .splits import SPLIT_NAMES, check_no_leak, check_split
 
 __all__ = ["TrainResult", "train_potential"]
+
+#: The architecture fields two configs must share for weights to move between them.
+_ARCHITECTURE = ("representation", "n_atom_basis", "n_interactions", "n_rbf", "cutoff", "lmax")
 
 
 @dataclass
@@ -43,10 +58,13 @@ class TrainResult:
     """What :func:`train_potential` returns.
 
     Attributes:
-        model: The trained model (best validation loss), eval mode.
-        config: Its :class:`ModelConfig`; ``config.metadata`` records level, split, metrics and timing.
+        model: The trained model (best validation loss, energy offset refitted), eval mode.
+        config: Its :class:`ModelConfig`; ``config.metadata`` records level, data provenance, split, errors
+            and timing, and ``config.elements`` the elements of the training data.
         history: Per-epoch validation metrics under :data:`mlipviz.keys.HISTORY_EPOCH`,
-            ``HISTORY_VAL_LOSS``, ``HISTORY_VAL_ENERGY_MAE`` (eV) and ``HISTORY_VAL_FORCES_MAE`` (eV/Å).
+            ``HISTORY_VAL_LOSS``, ``HISTORY_VAL_ENERGY_MAE`` and ``HISTORY_VAL_ENERGY_SIGNED`` (eV),
+            ``HISTORY_VAL_FORCES_MAE`` and ``HISTORY_VAL_FORCES_SIGNED`` (eV/Å); measured during training,
+            before the offset refit.
         directory: Where the model was saved, if anywhere.
     """
 
@@ -76,6 +94,36 @@ class _KeepBest(pl.Callback):
             self.state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.model.state_dict().items()}
 
 
+def _images(data) -> list[Atoms]:
+    images = load_images(data) if isinstance(data, (str, Path)) else list(data)
+    bad = [i for i, a in enumerate(images) if not isinstance(a, Atoms)]
+    if bad:
+        raise ValueError(f"data[{bad[0]}] is a {type(images[bad[0]]).__name__}, not an ase.Atoms.")
+    return images
+
+
+def _counts(n_train, n_val, n_all: int) -> tuple[int, int]:
+    n_tr = int(round(n_train * n_all)) if isinstance(n_train, float) else int(n_train)
+    n_va = int(round(n_val * n_all)) if isinstance(n_val, float) else int(n_val)
+    if n_tr < 1 or n_va < 1 or n_tr + n_va > n_all:
+        raise ValueError(f"n_train={n_train!r}, n_val={n_val!r} do not fit {n_all} structures "
+                         f"(each split needs at least one structure).")
+    return n_tr, n_va
+
+
+def _initial_state(init_from, config: ModelConfig, model: torch.nn.Module) -> dict:
+    """Weights to start from, checked against ``config``'s architecture."""
+    if isinstance(init_from, Mapping):
+        return check_state_dict(dict(init_from), model, "init_from", config.describe())
+    if not isinstance(init_from, (str, Path)):
+        raise ValueError(f"init_from must be a saved model directory or a state_dict, got {type(init_from).__name__}.")
+    start, start_config = load_model(init_from, device="cpu")
+    if any(getattr(start_config, f) != getattr(config, f) for f in _ARCHITECTURE):
+        raise ValueError(f"init_from={str(init_from)!r} is a {start_config.describe()}, but config asks for a "
+                         f"{config.describe()}; weights cannot move between architectures.")
+    return start.state_dict()
+
+
 def train_potential(
     data: str | Path | list[Atoms],
     level: str = "CCSD(T)/cc-pVDZ",
@@ -92,16 +140,20 @@ def train_potential(
     device: str = "auto",
     seed: int = 0,
     progress: bool = True,
+    split: Mapping | None = None,
+    init_from: str | Path | Mapping | None = None,
 ) -> TrainResult:
     """Train a potential on ``level`` labels.
 
     Args:
         data: An extxyz path, or labelled structures (see :mod:`mlipviz.reference.labelling`).
         level: Which level's energies/forces to learn, e.g. "CCSD(T)/cc-pVDZ".
-        config: Architecture; default PaiNN, 64 features, 3 interactions, 5 Å cutoff.
+        config: Architecture; default PaiNN, 64 features, 3 interactions, 5 Å cutoff. Its ``elements`` are
+            filled in from the data (a different value given here is refused).
         workdir: Scratch directory for the SchNetPack database, split file and Lightning logs.
-        save_to: If given, save the trained model there (``config.json`` + weights-only ``model.pt``).
-        n_train: Training structures (count, or fraction of all).
+        save_to: If given, save the trained model there (``config.json`` with checksums + weights-only
+            ``model.pt``) and the history as ``history.json``.
+        n_train: Training structures (count, or fraction of all); ignored when ``split`` is given.
         n_val: Validation structures (count or fraction); the rest is the held-out test set.
         batch_size: Structures per batch.
         lr: AdamW learning rate.
@@ -111,31 +163,53 @@ def train_potential(
         device: "auto" (CUDA when present), "cpu" or "cuda".
         seed: Seed for the split and the initial weights.
         progress: Show Lightning's progress bar.
+        split: Explicit ``{"train": [...], "val": [...], "test": [...]}`` indices into ``data`` (train and val
+            non-empty, no index or geometry shared); default a random split by ``n_train``/``n_val``.
+        init_from: Start from these weights instead of random ones: a saved model directory of the same
+            architecture, or a state_dict.
 
     Returns:
-        A :class:`TrainResult`. ``config.metadata["split"]`` holds the train/val/test indices into ``data``.
+        A :class:`TrainResult`. ``config.metadata`` holds the split (indices into ``data``), the data's
+        levels and SHA-256, and the final model's MAE and mean signed error on every split.
+
+    Raises:
+        ValueError: for data without ``level`` energies and forces, an empty or leaking split, or
+            ``init_from`` weights of another architecture, before any training.
     """
     if not 0 <= energy_weight <= 1:
         raise ValueError(f"energy_weight must lie in [0, 1], got {energy_weight!r}.")
-    images = load_images(data) if isinstance(data, (str, Path)) else list(data)
+    level_name = get_level(level).name
+    images = _images(data)
     if len(images) < 3:
         raise ValueError(f"Need at least 3 labelled structures to split into train/val/test, got {len(images)}.")
+    require_level(images, level_name)
     config = copy.deepcopy(config) if config is not None else ModelConfig()
+    elements = elements_of(images)
+    if config.elements is not None and config.elements != elements:
+        raise ValueError(f"config.elements={config.elements} but the training data holds {elements}; leave it "
+                         f"None, training fills it in.")
+    config.elements = elements
+    n_all = len(images)
+    fixed = check_split(split, n_all) if split is not None else None
+    if fixed is not None:
+        check_no_leak(fixed, images)
+        n_tr, n_va = len(fixed[keys.SPLIT_TRAIN]), len(fixed[keys.SPLIT_VAL])
+    else:
+        n_tr, n_va = _counts(n_train, n_val, n_all)
     dev = resolve_device(device)
+    model = build_model(config)
+    start = _initial_state(init_from, config, model) if init_from is not None else None
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(seed, verbose=False)
 
     db_path = workdir / "train.db"
-    write_spk_database(images, db_path, level, target=True, overwrite=True)
+    write_spk_database(images, db_path, level_name, target=True, overwrite=True)
     split_file = workdir / "split.npz"
     if split_file.exists():
         split_file.unlink()
-    n_all = len(images)
-    n_tr = int(round(n_train * n_all)) if isinstance(n_train, float) else int(n_train)
-    n_va = int(round(n_val * n_all)) if isinstance(n_val, float) else int(n_val)
-    if n_tr < 1 or n_va < 1 or n_tr + n_va > n_all:
-        raise ValueError(f"n_train={n_train!r}, n_val={n_val!r} do not fit {n_all} structures.")
+    if fixed is not None:
+        np.savez(split_file, **{f"{k}_idx": np.asarray(fixed[k], dtype=int) for k in SPLIT_NAMES})
     dm = spk.data.AtomsDataModule(
         str(db_path),
         batch_size=batch_size,
@@ -154,17 +228,18 @@ def train_potential(
     with contextlib.chdir(workdir):  # SchNetPack writes its "splitting.lock" into the working directory
         dm.prepare_data()
         dm.setup()
+    used = np.load(split_file)
+    used_split = {k: used[f"{k}_idx"].astype(int).tolist() for k in SPLIT_NAMES}
+    check_no_leak(used_split, images)
 
-    model = build_model(config)
+    if start is not None:
+        model.load_state_dict(start)
     outputs = [
         spk.task.ModelOutput(
-            name=keys.ENERGY, loss_fn=torch.nn.MSELoss(), loss_weight=energy_weight,
-            metrics={"MAE": torchmetrics.MeanAbsoluteError()},
-        ),
-        spk.task.ModelOutput(
-            name=keys.FORCES, loss_fn=torch.nn.MSELoss(), loss_weight=1 - energy_weight,
-            metrics={"MAE": torchmetrics.MeanAbsoluteError()},
-        ),
+            name=name, loss_fn=torch.nn.MSELoss(), loss_weight=weight,
+            metrics={"MAE": torchmetrics.MeanAbsoluteError(), "MeanSignedError": MeanSignedError()},
+        )
+        for name, weight in ((keys.ENERGY, energy_weight), (keys.FORCES, 1 - energy_weight))
     ]
     task = spk.task.AtomisticTask(
         model=model,
@@ -197,20 +272,29 @@ def train_potential(
     if keep.state is not None:
         model.load_state_dict(keep.state)
     model.eval()
+    shift = refit_energy_offset(model, dm.train_dataloader())
+    loaders = {keys.SPLIT_TRAIN: dm.train_dataloader, keys.SPLIT_VAL: dm.val_dataloader,
+               keys.SPLIT_TEST: dm.test_dataloader}
+    errors = {k: split_errors(model, loaders[k](), shift) for k in SPLIT_NAMES if used_split[k]}
 
-    split = np.load(split_file)
     best = min(keep.history, key=lambda m: m.get(keys.HISTORY_VAL_LOSS, np.inf)) if keep.history else {}
     config.metadata.update(
         {
-            keys.META_LEVEL: get_level(level).name,
+            keys.META_LEVEL: level_name,
+            keys.META_LEVELS: levels_in(images),
+            keys.META_DATA_FILE: data_file_name(data),
+            keys.META_DATASET_SHA256: dataset_sha256(images, level_name),
             keys.META_N_STRUCTURES: n_all,
-            keys.META_SPLIT: {k: split[f"{k}_idx"].astype(int).tolist()
-                              for k in (keys.SPLIT_TRAIN, keys.SPLIT_VAL, keys.SPLIT_TEST)},
+            keys.META_SPLIT: used_split,
             keys.META_EPOCHS: int(trainer.current_epoch),  # completed epochs
             keys.META_TRAIN_WALL_TIME: round(wall, 1),
             keys.META_DEVICE: str(dev),
             keys.META_BEST_VAL_ENERGY_MAE: best.get(keys.HISTORY_VAL_ENERGY_MAE),
+            keys.META_BEST_VAL_ENERGY_SIGNED: best.get(keys.HISTORY_VAL_ENERGY_SIGNED),
             keys.META_BEST_VAL_FORCES_MAE: best.get(keys.HISTORY_VAL_FORCES_MAE),
+            keys.META_BEST_VAL_FORCES_SIGNED: best.get(keys.HISTORY_VAL_FORCES_SIGNED),
+            keys.META_ENERGY_OFFSET_REFIT: shift,
+            keys.META_ERRORS: errors,
             keys.META_SCHNETPACK_VERSION: spk.__version__,
             keys.META_TORCH_VERSION: torch.__version__,
         }
@@ -220,4 +304,3 @@ def train_potential(
         result.directory = save_model(model, config, save_to)
         (Path(save_to) / "history.json").write_text(json.dumps(keep.history, indent=1) + "\n")
     return result
-
