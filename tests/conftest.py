@@ -55,6 +55,23 @@ def embedded_model_dir():
 
 
 @pytest.fixture(scope="session")
+def model_and_config(embedded_model_dir):
+    """The shipped water model and its config, on the CPU."""
+    from mlipviz.potential import load_model
+
+    return load_model(embedded_model_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def calc(model_and_config):
+    """An ASE calculator over the shipped water model, on the CPU."""
+    from mlipviz.potential import MLIPCalculator
+
+    model, config = model_and_config
+    return MLIPCalculator(model, config, device="cpu")
+
+
+@pytest.fixture(scope="session")
 def recipe():
     """``data/build.py``, the recipe that rebuilds the embedded data (a script beside the data, not the library)."""
     import importlib.util

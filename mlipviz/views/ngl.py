@@ -1,24 +1,60 @@
-"""3D views with nglview, coloured by any per-atom value, with a legend on the true scale.
+"""3D views with nglview, coloured by any per-atom value, fitted to the canvas, with a legend on the true scale.
 
 nglview receives structures as PDB text written by ASE, whose B-factor column is ``%6.2f``: values of
 1000 or more overflow into the next column. So per-atom values are mapped linearly onto [-99, 99], drawn
 with NGL's ``bfactor`` colour scheme on a fixed domain, and the legend shows the original values and unit.
-nglview and ipywidgets are imported inside the functions, so the rest of mlipviz runs without Jupyter.
+Signed values get a diverging colour map centred on zero (:data:`COLOR_SCALE`), one-signed values a sequential
+one (:data:`SEQUENTIAL_SCALE`); NGL receives the colour stops of the same matplotlib map, so view and legend match.
+
+NGL's ``autoView`` places the camera ``clipDist`` (10 Å by default) beyond the distance that fits the
+molecule, which draws a small molecule small in an empty canvas. :func:`fit_clip_distance` computes the
+``clipDist`` that makes the molecule fill a chosen fraction of a canvas of known size, and the view is fitted
+after loading. nglview and ipywidgets are imported inside the functions, so the rest of mlipviz runs without
+Jupyter.
+
+References:
+    Rose et al., Bioinformatics 34, 3755 (2018), doi:10.1093/bioinformatics/bty419 (NGL Viewer).
+    Nguyen, Case, Rose, Bioinformatics 34, 1241 (2018), doi:10.1093/bioinformatics/btx789 (nglview).
 """
 
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 from ase import Atoms
 
-__all__ = ["scale_to_bfactor", "colour_legend", "face_camera", "view_structure"]
+__all__ = [
+    "COLOR_SCALE",
+    "SEQUENTIAL_SCALE",
+    "REPRESENTATIONS",
+    "check_frames",
+    "colour_legend",
+    "colour_stops",
+    "face_camera",
+    "fit_clip_distance",
+    "scale_to_bfactor",
+    "visible_half_height",
+    "view_structure",
+]
 
-#: NGL colour scale name; matplotlib knows the same ColorBrewer map, so the legend matches the view.
+#: Diverging map for signed values (ColorBrewer RdYlBu: red for negative, blue for positive), matplotlib name.
 COLOR_SCALE = "RdYlBu"
+#: Sequential map for one-signed values (perceptually uniform), matplotlib name.
+SEQUENTIAL_SCALE = "viridis"
 #: Scaled values live in [-BFACTOR_LIMIT, BFACTOR_LIMIT], inside the PDB column's width.
 BFACTOR_LIMIT = 99.0
+#: NGL representations that draw a small molecule (``view_structure`` refuses any other name).
+REPRESENTATIONS = ("ball+stick", "spacefill", "licorice", "line", "point", "hyperball", "surface", "label")
+#: NGL's default camera field of view, degrees (Stage parameter ``cameraFov``).
+NGL_FOV_DEG = 40.0
+#: Fraction of the canvas the molecule (with its atoms' radii) fills after fitting.
+FILL = 0.85
+#: Height of the digits of a value label, pixels.
+LABEL_PX = 16
+#: Height of NGL's label digits as a fraction of the label's size parameter (measured in Chromium).
+NGL_GLYPH_HEIGHT = 0.23
 
 
 def scale_to_bfactor(values, symmetric: bool | None = None) -> tuple[np.ndarray, tuple[float, float]]:
@@ -40,26 +76,64 @@ def scale_to_bfactor(values, symmetric: bool | None = None) -> tuple[np.ndarray,
     if not np.all(np.isfinite(v)):
         raise ValueError(f"values contain NaN or infinity at atom index(es) {np.where(~np.isfinite(v))[0].tolist()}.")
     if symmetric is None:
-        symmetric = v.min() < 0 < v.max()
+        symmetric = bool(v.min() < 0 < v.max())
     if symmetric:
         m = float(np.abs(v).max()) or 1.0
-        low, high = -m, m
-    else:
-        low, high = float(v.min()), float(v.max())
-        if high == low:
-            low, high = low - 0.5, high + 0.5
-    scaled = -BFACTOR_LIMIT + 2 * BFACTOR_LIMIT * (v - low) / (high - low)
-    return scaled, (low, high)
+        return BFACTOR_LIMIT * (v / m), (-m, m)  # |v / m| <= 1: no overflow for any finite values
+    low, high = float(v.min()), float(v.max())
+    if high == low:
+        big = np.finfo(float).max
+        d = 0.5 * max(1.0, abs(low))
+        low, high = float(max(low - d, -big)), float(min(high + d, big))
+    # Halves first, so that high − low cannot overflow (e.g. for ±1e308).
+    frac = (v / 2 - low / 2) / (high / 2 - low / 2)
+    return -BFACTOR_LIMIT + 2 * BFACTOR_LIMIT * frac, (low, high)
 
 
-def colour_legend(low: float, high: float, label: str, unit: str, width: float = 4.5) -> bytes:
-    """A horizontal matplotlib colour bar from ``low`` to ``high`` as PNG bytes."""
+def _finite_number(x, name: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) or not np.isfinite(x):
+        raise ValueError(f"{name} must be a finite number, got {x!r}.")
+    return float(x)
+
+
+def _default_scale(low: float, high: float) -> str:
+    return COLOR_SCALE if low < 0 < high and math.isclose(-low, high, rel_tol=1e-9) else SEQUENTIAL_SCALE
+
+
+def colour_stops(cmap: str, n: int = 11) -> list[str]:
+    """``n`` evenly spaced colours of the matplotlib map ``cmap`` as "#rrggbb", low end first (NGL's colour scale)."""
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    return [to_hex(c) for c in matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, n))]
+
+
+def colour_legend(low: float, high: float, label: str = "value", unit: str = "eV", width: float = 4.5,
+                  cmap: str | None = None) -> bytes:
+    """A horizontal matplotlib colour bar from ``low`` to ``high`` as PNG bytes.
+
+    Args:
+        low, high: True values at the ends of the scale (finite, ``low < high``), in ``unit``.
+        label: What the values are.
+        unit: Their unit ("" for none).
+        width: Figure width, inches.
+        cmap: matplotlib colour map; default :data:`COLOR_SCALE` for a range symmetric about zero,
+            :data:`SEQUENTIAL_SCALE` otherwise (the choice :func:`view_structure` makes).
+
+    Raises:
+        ValueError: for a non-finite end, ``low >= high``, or a non-positive width.
+    """
     import matplotlib.pyplot as plt
     from matplotlib.colors import Normalize
 
+    low, high = _finite_number(low, "low"), _finite_number(high, "high")
+    if not low < high:
+        raise ValueError(f"low must be below high, got low={low!r}, high={high!r}.")
+    if _finite_number(width, "width") <= 0:
+        raise ValueError(f"width must be a positive size in inches, got {width!r}.")
     fig, ax = plt.subplots(figsize=(width, 0.9), dpi=100)
     fig.subplots_adjust(left=0.04, right=0.96, bottom=0.62, top=0.92)
-    sm = plt.cm.ScalarMappable(norm=Normalize(low, high), cmap=COLOR_SCALE)
+    sm = plt.cm.ScalarMappable(norm=Normalize(low, high), cmap=cmap or _default_scale(low, high))
     cb = fig.colorbar(sm, cax=ax, orientation="horizontal")
     cb.set_label(f"{label} ({unit})" if unit else label, fontsize=8)
     cb.ax.tick_params(labelsize=7)
@@ -67,6 +141,39 @@ def colour_legend(low: float, high: float, label: str, unit: str, width: float =
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
+
+
+def check_frames(structure) -> list[Atoms]:
+    """One structure or a trajectory as a list of frames, checked for drawing.
+
+    Raises:
+        TypeError: for anything that is not an ``ase.Atoms`` or an iterable of them.
+        ValueError: for no frames, a frame without atoms, NaN or infinite positions, or frames whose atoms
+            differ (in number or element) from the first frame's.
+    """
+    if isinstance(structure, Atoms):
+        frames = [structure]
+    elif isinstance(structure, (str, bytes)) or not hasattr(structure, "__iter__"):
+        raise TypeError(f"structure must be an ase.Atoms or a list of them, got {type(structure).__name__}.")
+    else:
+        frames = list(structure)  # a list, a tuple, an ase.io.Trajectory, ...
+    if not frames:
+        raise ValueError("structure is an empty trajectory.")
+    for k, f in enumerate(frames):
+        if not isinstance(f, Atoms):
+            raise TypeError(f"frame {k} of structure is a {type(f).__name__}, not an ase.Atoms.")
+        if len(f) == 0:
+            raise ValueError(f"frame {k} of structure has no atoms.")
+        pos = f.get_positions()
+        if not np.all(np.isfinite(pos)):
+            rows = sorted(set(np.argwhere(~np.isfinite(pos))[:, 0].tolist()))
+            raise ValueError(f"frame {k} of structure has NaN or infinite positions for atom index(es) {rows}.")
+        if len(f) != len(frames[0]):
+            raise ValueError(f"frame {k} of structure has {len(f)} atoms but frame 0 has {len(frames[0])}; "
+                             "a trajectory needs the same atoms in every frame.")
+        if not np.array_equal(f.numbers, frames[0].numbers):
+            raise ValueError(f"frame {k} of structure holds other elements than frame 0 (or in another order).")
+    return frames
 
 
 def face_camera(frames: list[Atoms]) -> list[Atoms]:
@@ -88,6 +195,58 @@ def face_camera(frames: list[Atoms]) -> list[Atoms]:
     return out
 
 
+def visible_half_height(frames: list[Atoms], width: int, height: int, margin: float, fill: float = FILL) -> float:
+    """Half the height (Å) the canvas must show so the frames, widened by ``margin``, fill ``fill`` of it.
+
+    Extents are measured about the centre of the first frame's bounding box (where NGL's ``autoView`` looks).
+    """
+    if not 0 < fill <= 1:
+        raise ValueError(f"fill must lie in (0, 1], got {fill!r}.")
+    pos = np.concatenate([f.get_positions() for f in frames])
+    centre = 0.5 * (frames[0].positions.min(axis=0) + frames[0].positions.max(axis=0))
+    half_x = np.abs(pos[:, 0] - centre[0]).max() + margin
+    half_y = np.abs(pos[:, 1] - centre[1]).max() + margin
+    return float(max(half_y, half_x * height / width) / fill)
+
+
+def fit_clip_distance(frames: list[Atoms], width: int, height: int, margin: float, fill: float = FILL) -> float:
+    """NGL's ``clipDist`` (Å) that makes ``autoView`` fit the frames to ``fill`` of a ``width`` × ``height`` canvas.
+
+    NGL's ``Stage.getZoomForBox`` puts the camera at D = 0.5 (L + √l) / a / sin(fov/2) + clipDist from the
+    centre of the first frame's bounding box (L, l: its largest and smallest edge, Å; a = 1 on a wide canvas,
+    width/height on a tall one), and an orthographic camera then shows a height of 2 D tan(fov/2). The
+    returned ``clipDist`` places the camera where the x and y extents of all frames, widened by ``margin`` on
+    each side, fill ``fill`` of the canvas in the tighter direction. It may be negative (a closer camera).
+
+    Args:
+        frames: Frames as drawn (after :func:`face_camera`), Å.
+        width, height: Canvas size, pixels.
+        margin: Room around each atom centre (the drawn atom radius), Å.
+        fill: Fraction of the canvas to fill, (0, 1].
+
+    Returns:
+        The clip distance, Å.
+    """
+    half_height = visible_half_height(frames, width, height, margin, fill)
+    aspect = width / height
+    tan_half = math.tan(math.radians(NGL_FOV_DEG) / 2)
+    sin_half = math.sin(math.radians(NGL_FOV_DEG) / 2)
+    box = np.ptp(frames[0].get_positions(), axis=0)
+    a = 1.0 if height < width else aspect
+    ngl_distance = abs(0.5 * (box.max() + math.sqrt(box.min())) / a / sin_half)
+    return float(half_height / tan_half - ngl_distance)
+
+
+def _atom_radius(frames: list[Atoms], representation: str) -> float:
+    """Largest drawn atom radius, Å (van der Waals for space filling; NGL's ball+stick spheres are smaller than 0.3 Å)."""
+    from ase.data import vdw_radii
+
+    if representation in ("spacefill", "surface"):
+        r = vdw_radii[np.unique(frames[0].numbers)]
+        return float(np.nanmax(np.where(np.isnan(r), 2.0, r)))
+    return 0.3
+
+
 def view_structure(
     structure: Atoms | list[Atoms],
     values=None,
@@ -96,54 +255,74 @@ def view_structure(
     symmetric: bool | None = None,
     show_values: bool = True,
     representation: str = "ball+stick",
+    width: int = 640,
+    height: int = 420,
 ):
-    """An nglview widget of a structure or trajectory, optionally coloured by per-atom values.
+    """An nglview widget of a structure or trajectory, optionally coloured by per-atom values, fitted to the canvas.
 
     Args:
-        structure: One structure or a list of frames (a trajectory; the player walks through them).
+        structure: One structure or a list of frames (a trajectory; the player walks through them), Å.
         values: (n_atoms,) per-atom values (e.g. attributions in eV), or None for element colours.
         label: What the values are, for the legend.
         unit: Their unit, for the legend.
-        symmetric: Centre the colour scale on zero (default: when values have both signs).
+        symmetric: Centre the colour scale on zero with a diverging map (default: when values have both signs);
+            otherwise the values span a sequential map from their minimum to their maximum.
         show_values: Write each atom's value next to it.
-        representation: NGL representation, e.g. "ball+stick" or "spacefill".
+        representation: NGL representation, one of :data:`REPRESENTATIONS`.
+        width, height: Canvas size, pixels.
 
     Returns:
         An ``ipywidgets.VBox`` holding the view and, with values, the legend; ``.view`` is the NGLWidget.
+
+    Raises:
+        TypeError, ValueError: for bad frames (see :func:`check_frames`), an unknown representation, a bad
+            canvas size, or values that do not match the atoms.
     """
+    frames = check_frames(structure)
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"representation={representation!r} is not one of {REPRESENTATIONS}.")
+    for name, px in (("width", width), ("height", height)):
+        if isinstance(px, bool) or not isinstance(px, (int, np.integer)) or not 50 <= px <= 10000:
+            raise ValueError(f"{name} must be a canvas size of 50 to 10000 pixels, got {px!r}.")
+    if values is not None:
+        scaled, (low, high) = scale_to_bfactor(values, symmetric)
+        if len(scaled) != len(frames[0]):
+            raise ValueError(f"values has {len(scaled)} entries but the structure has {len(frames[0])} atoms.")
+        cmap = COLOR_SCALE if low < 0 < high and low == -high else SEQUENTIAL_SCALE
+
     import ipywidgets as widgets
     import nglview
 
-    frames = [structure] if isinstance(structure, Atoms) else list(structure)
-    if not frames:
-        raise ValueError("structure is an empty trajectory.")
     frames = face_camera(frames)
     first = frames[0]
+    radius = _atom_radius(frames, representation)
+    margin = radius  # room for the drawn atoms (value labels sit on them), Å
     children = []
     if values is not None:
-        scaled, (low, high) = scale_to_bfactor(values, symmetric)
-        if len(scaled) != len(first):
-            raise ValueError(f"values has {len(scaled)} entries but the structure has {len(first)} atoms.")
         first.set_array("bfactor", scaled)
-    frames = [first] + frames[1:]
     view = nglview.show_asetraj(frames) if len(frames) > 1 else nglview.show_ase(first)
+    view._view_width, view._view_height = f"{width}px", f"{height}px"  # read by the front end when it draws
     view.clear_representations()
     if values is None:
         view.add_representation(representation)
     else:
         view.add_representation(
-            representation, colorScheme="bfactor", colorScale=COLOR_SCALE, colorDomain=[-BFACTOR_LIMIT, BFACTOR_LIMIT]
+            representation, colorScheme="bfactor", colorScale=colour_stops(cmap), colorMode="rgb",
+            colorDomain=[-BFACTOR_LIMIT, BFACTOR_LIMIT],
         )
-        if show_values:
+        if show_values:  # labels float just in front of the atoms, LABEL_PX pixels tall whatever the molecule
+            text_size = LABEL_PX * 2 * visible_half_height(frames, width, height, margin) / height / NGL_GLYPH_HEIGHT
             view.add_representation(
                 "label", labelType="text", labelText=[f"{v:.3g}" for v in np.asarray(values, float)],
-                color="black", zOffset=2.0, attachment="middle-center",
+                radiusType="size", radiusSize=text_size, radiusScale=1.0,
+                color="black", zOffset=radius + 0.2, attachment="middle-center",
                 showBackground=True, backgroundColor="white", backgroundOpacity=0.7,
             )
-        legend = colour_legend(low, high, label, unit)
+        legend = colour_legend(low, high, label, unit, cmap=cmap)
         children.append(widgets.Image(value=legend, format="png", layout=widgets.Layout(width="450px")))
     view.camera = "orthographic"
-    view.center()  # fit the view to the structure now that the representations are set
+    view.stage.set_parameters(clip_dist=fit_clip_distance(frames, width, height, margin))
+    view.center()  # NGL autoView, after loading: fits the molecule with the clip distance above
     box = widgets.VBox([view, *children])
     box.view = view
     return box
