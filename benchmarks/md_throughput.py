@@ -17,7 +17,7 @@ Arms (ms per replica-step; one replica = one ethanol trajectory):
     D  floor          the bare batched model call (forward + autograd forces) on 64 ethanols with a
                       precomputed neighbour list, eager and torch.compile(dynamic=False)
     E  neighbours     neighbour-list cost per replica of each engine, and how often each rebuilds
-    F  mlipviz        md_batched_layer.py (the prototype layer beside this script) on TorchSim: skin list (1 Å) reused between rebuilds,
+    F  mlipviz        mlipviz.md.BatchedMD (TorchSim's integrators + mlipviz's layer): skin list (1 Å) reused between rebuilds,
                       padded pair count, compiled model call (and the same with the eager call: on a CPU the
                       eager call of a 64-molecule batch is the faster one; the ratios use the faster)
     G  spk_md+layer   the same thin layer on schnetpack.md (a NeighborListMD and a calculator subclass):
@@ -79,7 +79,7 @@ from schnetpack.md.neighborlist_md import NeighborListMD  # noqa: E402
 from schnetpack.md.simulation_hooks import LangevinThermostat, SimulationHook  # noqa: E402
 
 from mlipviz.device import resolve_device  # noqa: E402
-from md_batched_layer import BatchedMD, SchNetPackPotential, pairs_within  # noqa: E402  (beside this script)
+from mlipviz.md import BatchedMD, SchNetPackPotential, SkinNeighborList, pairs_within  # noqa: E402
 from mlipviz.potential import ModelConfig, build_model  # noqa: E402
 
 try:
@@ -429,13 +429,20 @@ def make_torchsim(model, device, n_replicas: int, langevin: bool, stats: dict):
     return make
 
 
+def advance(md: BatchedMD, n: int) -> None:
+    """``n`` more steps of mlipviz's engine as a user runs it (``BatchedMD.run``: checks and a record at both ends)."""
+    md.run(md.step_count + n, record_every=n, progress=False)
+
+
 def make_mlipviz(potential: SchNetPackPotential, device, structures: list[Atoms], ensemble: str, stats: dict):
     def make():
         md = BatchedMD(structures, potential.fork(), ensemble=ensemble, timestep_fs=TIMESTEP_FS,
-                       temperature_K=TEMPERATURE_K, friction_per_fs=FRICTION_PER_FS, seed=0, device=device)
+                       temperature_K=TEMPERATURE_K, friction_per_fs=FRICTION_PER_FS, seed=0, device=device,
+                       threads=torch.get_num_threads())
         stats["md"] = md
+
         def step(n):
-            md.step(n)
+            advance(md, n)
 
         return step
 
@@ -511,7 +518,6 @@ def neighbour_costs(device, n_replicas: int, repeats: int, log) -> dict:
         out["TorchSim torchsim_nl, every step"] = {"not_measured": "torch_sim is not importable"}
     out["mlipviz pairs_within (vesin), rebuild"] = med(lambda: pairs_within(pos, cell, pbc, sidx, n_replicas,
                                                                             CUTOFF + SKIN))
-    from md_batched_layer import SkinNeighborList
 
     skin = SkinNeighborList(CUTOFF, SKIN)
     skin(pos, cell, pbc, sidx, n_replicas)
@@ -546,13 +552,13 @@ def scaling(model, device, sizes: list[int], steps: int, threads: int, log) -> d
         torch.set_num_threads(threads)
         pot = SchNetPackPotential(model, CUTOFF, SKIN, compile=False)
         md = BatchedMD([box], pot, ensemble="nve", timestep_fs=TIMESTEP_FS, temperature_K=TEMPERATURE_K,
-                       seed=0, device=device)
-        md.step(1)
+                       seed=0, device=device, threads=threads)
+        advance(md, 1)
         vals = []
         for _ in range(3):
             sync(device)
             t0 = time.perf_counter()
-            md.step(steps)
+            advance(md, steps)
             sync(device)
             vals.append(1e3 * (time.perf_counter() - t0) / steps / n_atoms)
         if device.type == "cuda":

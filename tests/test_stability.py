@@ -132,3 +132,17 @@ def test_embedded_potential_runs_stay_stable_against_the_training_data(embedded_
     assert rep.stable and rep.n_frames == 21 and rep.horizon_fs == pytest.approx(50.0)
     np.testing.assert_allclose(rep.reference_lengths_A, 0.97, atol=0.03)  # O-H in the 300 K training data
     assert mlipaudit_score(frames).score == 1.0
+
+
+def test_contacts_catch_two_molecules_fusing_that_the_bond_rule_misses():
+    w = Atoms("OH2", positions=[(0.0, 0.0, 0.0), (0.0, -0.757, 0.587), (0.0, 0.757, 0.587)])
+    frames = []
+    for oo in (2.9, 2.5, 2.0, 1.5, 1.0):  # the second water slides onto the first, both stay intact
+        second = w.copy()
+        second.translate((oo, 0.0, 0.0))
+        frames.append(w + second)
+    reference = frames[:1]
+    assert fu_stability(frames, reference, dt_fs=10.0).stable
+    report = fu_stability(frames, reference, dt_fs=10.0, contacts=True)
+    assert report.failure_frame == 2  # O–O 2.0 Å: 0.9 Å inside the closest reference O–O distance of 2.9 Å
+    assert report.failed_bond == (0, 3) and report.failed_length_A == pytest.approx(2.0)

@@ -116,6 +116,31 @@ def _check_timestep(timestep_fs) -> float:
     return dt
 
 
+def check_thermostat_args(timestep_fs, temperature_K, friction_per_fs, langevin: bool) -> tuple[float, float, float]:
+    """Validate a time step (fs), a temperature (K) and a friction (1/fs); returns them as floats.
+
+    Raises:
+        TypeError: a number given as another type (e.g. ``"0.5"``).
+        ValueError: out of range, naming the argument: Δt in (0, :data:`MAX_TIMESTEP_FS`], T in
+            [0, :data:`MAX_TEMPERATURE_K`], a finite friction (> 0 for Langevin, with γΔt <= 1).
+    """
+    dt = _check_timestep(timestep_fs)
+    temp = _real(temperature_K, "temperature_K")
+    if not (0 <= temp <= MAX_TEMPERATURE_K):
+        raise ValueError(
+            f"temperature_K must be a finite number from 0 to {MAX_TEMPERATURE_K:g} K, got {temperature_K!r}."
+        )
+    gamma = _real(friction_per_fs, "friction_per_fs")
+    if not (np.isfinite(gamma) and gamma >= 0) or (langevin and gamma == 0):
+        raise ValueError(f"friction_per_fs must be a finite number > 0 (1/fs), got {friction_per_fs!r}.")
+    if langevin and gamma * dt > MAX_FRICTION_TIMESTEP:
+        raise ValueError(
+            f"friction_per_fs × timestep_fs = {gamma * dt:g} is above {MAX_FRICTION_TIMESTEP:g}: a Langevin "
+            "integrator needs γΔt << 1. Lower the friction or the time step."
+        )
+    return dt, temp, gamma
+
+
 def _check_md_args(atoms, calculator, n_steps, timestep_fs, ensemble, temperature_K, friction_per_fs, record_every,
                    seed) -> tuple[float, float, float]:
     """Validate :func:`run_md`'s arguments; returns (timestep_fs, temperature_K, friction_per_fs) as floats."""
@@ -124,20 +149,7 @@ def _check_md_args(atoms, calculator, n_steps, timestep_fs, ensemble, temperatur
     n_steps, record_every = check_positive_int(n_steps, "n_steps"), check_positive_int(record_every, "record_every")
     if record_every > n_steps:
         raise ValueError(f"record_every={record_every} is larger than n_steps={n_steps}: only t = 0 would be recorded.")
-    dt = _check_timestep(timestep_fs)
-    temp = _real(temperature_K, "temperature_K")
-    if not (0 <= temp <= MAX_TEMPERATURE_K):
-        raise ValueError(
-            f"temperature_K must be a finite number from 0 to {MAX_TEMPERATURE_K:g} K, got {temperature_K!r}."
-        )
-    gamma = _real(friction_per_fs, "friction_per_fs")
-    if not (np.isfinite(gamma) and gamma >= 0) or (ensemble == "langevin" and gamma == 0):
-        raise ValueError(f"friction_per_fs must be a finite number > 0 (1/fs), got {friction_per_fs!r}.")
-    if ensemble == "langevin" and gamma * dt > MAX_FRICTION_TIMESTEP:
-        raise ValueError(
-            f"friction_per_fs × timestep_fs = {gamma * dt:g} is above {MAX_FRICTION_TIMESTEP:g}: ASE's Langevin "
-            "integrator needs γΔt << 1. Lower the friction or the time step."
-        )
+    dt, temp, gamma = check_thermostat_args(timestep_fs, temperature_K, friction_per_fs, ensemble == "langevin")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}.")
     if calculator is None:

@@ -104,10 +104,12 @@ class StabilityReport:
         tolerance_A: Allowed deviation of a bond from its reference mean, Å.
         bonds: (n_bonds, 2) pairs bonded in the first reference structure.
         reference_lengths_A: (n_bonds,) mean bond lengths over the reference data, Å.
-        max_deviation_A: (n_frames,) largest |r_b(t) − mean_b| per frame, Å (inf for non-finite positions).
+        max_deviation_A: (n_frames,) largest |r_b(t) − mean_b| per frame, Å (inf for non-finite positions); with
+            ``contacts``, also the largest approach of a non-bonded pair below its reference minimum.
         dt_fs: Time between frames, fs, or None.
         failure_frame: First frame beyond the tolerance, or None when the run stayed stable.
-        failed_bond: (i, j) of the bond that deviated most in the failure frame, or None.
+        failed_bond: (i, j) of the bond (or, with ``contacts``, non-bonded pair) that deviated most in the failure
+            frame, or None.
         failed_symbols: Its elements, e.g. ("O", "H"), or None.
         failed_length_A: Its length in the failure frame, Å, or None.
         failure_atoms: The failure frame as ``ase.Atoms``, or None.
@@ -143,8 +145,16 @@ class StabilityReport:
         return None if self.dt_fs is None else (self.n_frames - 1) * self.dt_fs
 
 
+def nonbonded_pairs(n_atoms: int, bonds: np.ndarray) -> np.ndarray:
+    """All pairs (i < j) of ``n_atoms`` atoms that are not in ``bonds``, shape (n_pairs, 2)."""
+    i, j = np.triu_indices(n_atoms, 1)
+    bonded = {(int(a), int(b)) for a, b in bonds}
+    keep = np.array([(a, b) not in bonded for a, b in zip(i.tolist(), j.tolist())], dtype=bool)
+    return np.stack([i[keep], j[keep]], axis=1).reshape(-1, 2)
+
+
 def fu_stability(trajectory, reference, tolerance_A: float = 0.5, dt_fs: float | None = None,
-                 **kwargs) -> StabilityReport:
+                 contacts: bool = False, **kwargs) -> StabilityReport:
     """Fu et al.'s stability criterion: the first frame where a bond leaves its reference mean by > tolerance.
 
     Bonds are those of the first reference structure (covalent radii, :func:`bonds_of`); their reference
@@ -156,6 +166,9 @@ def fu_stability(trajectory, reference, tolerance_A: float = 0.5, dt_fs: float |
         reference: Reference structures (list of ``ase.Atoms`` or positions array), same atoms in the same order.
         tolerance_A: Allowed deviation, Å (0.5 in Fu et al.).
         dt_fs: Time between frames, fs.
+        contacts: Also fail a frame where two atoms that are not bonded come closer than their smallest distance
+            in the reference data by more than ``tolerance_A`` (mlipviz's addition: Fu et al.'s rule watches bonds
+            only, and misses two molecules fusing while their own bonds stay intact).
         **kwargs: Passed to :func:`mlipviz.md.observables.as_trajectory` (numbers, cell, pbc, ...).
 
     Reference:
@@ -172,19 +185,24 @@ def fu_stability(trajectory, reference, tolerance_A: float = 0.5, dt_fs: float |
     mean = pair_distances(ref, bonds).mean(axis=0)
     with np.errstate(invalid="ignore"):
         dev = np.abs(pair_distances(traj, bonds) - mean)
+        if contacts:
+            others = nonbonded_pairs(len(traj.numbers), bonds)
+            closest = pair_distances(ref, others).min(axis=0)
+            dev = np.concatenate([dev, np.maximum(closest - pair_distances(traj, others), 0.0)], axis=1)
+    pairs = np.concatenate([bonds, others]) if contacts else bonds
     dev[~np.isfinite(dev)] = np.inf
-    worst = dev.max(axis=1) if len(bonds) else np.zeros(traj.n_frames)
+    worst = dev.max(axis=1) if len(pairs) else np.zeros(traj.n_frames)
     worst[~np.isfinite(traj.positions).all(axis=(1, 2))] = np.inf
     report = StabilityReport(float(tolerance_A), bonds, mean, worst, traj.dt_fs)
     bad = np.where(worst > tolerance_A)[0]
     if len(bad):
         f = int(bad[0])
         report.failure_frame, report.failure_atoms = f, traj.atoms(f)
-        if len(bonds):
+        if len(pairs):
             b = int(np.argmax(dev[f]))
-            i, j = (int(x) for x in bonds[b])
+            i, j = (int(x) for x in pairs[b])
             report.failed_bond, report.failed_symbols = (i, j), (traj.symbols[i], traj.symbols[j])
-            report.failed_length_A = float(pair_distances(traj, bonds[b:b + 1], slice(f, f + 1))[0, 0])
+            report.failed_length_A = float(pair_distances(traj, pairs[b:b + 1], slice(f, f + 1))[0, 0])
     return report
 
 
