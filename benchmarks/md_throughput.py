@@ -816,7 +816,7 @@ def main(argv=None) -> dict:
             "NPT (barostat) throughput",
             "mixed-size batches (TorchSim autobatching)",
             "CUDA graphs for the compiled model call",
-            "trajectory writing cost during the run (TorchSim HDF5 reporter)",
+            "trajectory and log writing cost during the run (BatchedMD.run with directory=, extxyz + CSV)",
         ],
         "profiles": profiles,
         "wall_s": time.perf_counter() - t_start,
