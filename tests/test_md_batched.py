@@ -268,6 +268,8 @@ def test_bad_structures_and_run_arguments_are_refused(tmp_path):
     with pytest.raises(ValueError, match="cutoff"):
         BatchedMD(WATER, PairSprings())
     md = springs()
+    with pytest.raises(ValueError, match="resume=True needs the directory"):
+        md.run(10, resume=True)
     with pytest.raises(ValueError, match="record_every"):
         md.run(5, record_every=10)
     with pytest.raises(ValueError, match="checkpoint_every"):
@@ -309,3 +311,10 @@ def test_bond_monitor_refuses_other_molecules_and_bad_tolerances():
     with pytest.raises(ValueError, match="reference's atoms"):
         bond_monitor([WATER])(0, molecule("NH3"))
     assert bond_monitor([WATER])(0, WATER) is None
+
+
+def test_structures_outside_the_models_chemistry_are_refused(embedded_model_dir):
+    for structure, match in ((molecule("CH4"), "C"), (Atoms("H2Fm", positions=[(0, 0, 0), (0, 0, 0.8), (0, 0, 2.5)]),
+                                                       "Fm|100")):
+        with pytest.raises(ValueError, match=match):
+            BatchedMD([WATER, structure], embedded_model_dir, device="cpu")

@@ -59,6 +59,7 @@ class SchNetPackPotential(torch.nn.Module):
         self.neighbors = SkinNeighborList(cutoff, skin, pad_multiple=pad_multiple if compile else 0, trim=trim)
         self.call = torch.compile(self.model, dynamic=False) if compile else self.model
         self.energy_key, self.force_key = energy_key, force_key
+        self.elements: list[str] | None = None  # the elements the model knows, when its config says
         self._counts: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def fork(self) -> SchNetPackPotential:
@@ -67,6 +68,7 @@ class SchNetPackPotential(torch.nn.Module):
         torch.nn.Module.__init__(twin)
         twin.model, twin.model_dtype, twin.call = self.model, self.model_dtype, self.call
         twin.energy_key, twin.force_key, twin._counts = self.energy_key, self.force_key, None
+        twin.elements = self.elements
         nl = self.neighbors
         twin.neighbors = SkinNeighborList(
             nl.cutoff, nl.skin, pad_multiple=nl.pad_multiple, trim=nl.trim, trim_above=nl.trim_above
@@ -155,20 +157,23 @@ def torchsim_model(
 def as_potential(model, cutoff: float | None = None, skin: float = 1.0, compile: bool = False,
                  device: str | torch.device = "cpu") -> SchNetPackPotential:
     """A :class:`SchNetPackPotential` from a saved model directory, a SchNetPack model (with ``cutoff``, Å) or one
-    already built (returned on ``device``)."""
+    already built (returned on ``device``). ``.elements`` holds the elements a saved model knows (else None)."""
     if isinstance(model, SchNetPackPotential):
         return model.to(device)
+    elements = None
     if isinstance(model, (str, Path)):
         from ..potential import load_model
 
         model, config = load_model(model, device=device)
-        cutoff = config.cutoff
+        cutoff, elements = config.cutoff, config.elements
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a saved model directory, a SchNetPack model or a SchNetPackPotential, "
                         f"got {type(model).__name__}.")
     if cutoff is None:
         raise ValueError("cutoff (Å) is required when model is a module; a saved model directory carries its own.")
-    return SchNetPackPotential(model.to(device), cutoff=cutoff, skin=skin, compile=compile)
+    potential = SchNetPackPotential(model.to(device), cutoff=cutoff, skin=skin, compile=compile)
+    potential.elements = elements
+    return potential
 
 
 def sliced_state(state, keep: list[int]):

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from ..device import default_threads, resolve_device, torch_threads
 from ..geometry import check_atoms, check_positive_int
+from ..potential.chemistry import check_chemistry, embedding_size
 from .batch_model import as_potential, sliced_state, torchsim_model
 from .batched_io import RunFiles
 from .engine import MAX_TEMPERATURE_K, MDInstabilityError, check_thermostat_args
@@ -163,6 +164,9 @@ class BatchedMD:
         self.device = resolve_device(device)
         self.ensemble, self.timestep_fs, self.temperature_K = ensemble, dt, temp
         self.potential = as_potential(model, cutoff, skin, compile, self.device)
+        max_z = embedding_size(self.potential.model)
+        for k, a in enumerate(structures):  # elements the model never saw are refused before any force call
+            check_chemistry(a, self.potential.elements, max_z, f"structures[{k}]")
         self.model = torchsim_model(self.potential, self.device, dtype)
 
         systems = [a.copy() for a in structures for _ in range(n_replicas)]
@@ -253,6 +257,8 @@ class BatchedMD:
         if record_every > n_steps:
             raise ValueError(f"record_every={record_every} is larger than n_steps={n_steps}: only t = 0 would be "
                              "recorded.")
+        if resume and directory is None:
+            raise ValueError("resume=True needs the directory of the run to resume.")
         if on_instability not in ("stop_system", "raise"):
             raise ValueError(f"on_instability={on_instability!r} is not 'stop_system' or 'raise'.")
         every = checkpoint_every if checkpoint_every is not None else 10 * record_every
