@@ -318,3 +318,11 @@ def test_structures_outside_the_models_chemistry_are_refused(embedded_model_dir)
                                                        "Fm|100")):
         with pytest.raises(ValueError, match=match):
             BatchedMD([WATER, structure], embedded_model_dir, device="cpu")
+
+
+def test_periodic_frames_keep_their_cell(tmp_path, water_box):
+    res = BatchedMD(water_box, PairSprings(), cutoff=3.0).run(2, record_every=2, directory=tmp_path, progress=False)
+    frame = read(tmp_path / "system_000.extxyz", -1)
+    np.testing.assert_allclose(frame.cell.array, water_box.cell.array)
+    assert frame.pbc.all() and res.frames(0)[-1].pbc.all()
+    np.testing.assert_allclose(res.trajectory(0).cells[-1], water_box.cell.array)

@@ -53,6 +53,7 @@ class BatchedMDResult:
         epot, ekin, temperature_K: (n_frames, n_systems) eV, eV, K; NaN once a system has stopped.
         n_dof: (n_systems,) degrees of freedom each temperature is counted over.
         numbers: Atomic numbers of each system.
+        cells: (3, 3) cell of each system, Å (zeros for an isolated one); pbc: (3,) periodic directions.
         positions, velocities: Per system, (n_frames_k, n_atoms_k, 3) Å and Å/fs of the frames it ran.
         stopped: {system: (step, reason)} for systems stopped before the end (exploded, or by the monitor).
         timestep_fs, record_every, n_steps: The integration settings and the steps run.
@@ -69,6 +70,8 @@ class BatchedMDResult:
     temperature_K: np.ndarray
     n_dof: np.ndarray
     numbers: list[np.ndarray]
+    cells: list[np.ndarray]
+    pbc: np.ndarray
     positions: list[np.ndarray]
     velocities: list[np.ndarray]
     stopped: dict[int, tuple[int, str]]
@@ -101,8 +104,10 @@ class BatchedMDResult:
             raise IndexError(f"system {system} is not in 0..{self.n_systems - 1}.")
         z = self.numbers[system]
         masses = Atoms(numbers=z).get_masses()
-        return Trajectory(self.positions[system], z, masses, self.timestep_fs * self.record_every,
-                          velocities=self.velocities[system])
+        pos = self.positions[system]
+        cells = np.broadcast_to(self.cells[system], (len(pos), 3, 3)).copy() if self.pbc.any() else None
+        return Trajectory(pos, z, masses, self.timestep_fs * self.record_every, cells, self.pbc.copy(),
+                          self.velocities[system])
 
     def frames(self, system: int) -> list[Atoms]:
         """The frames of one system as ``ase.Atoms`` with momenta."""
@@ -176,6 +181,7 @@ class BatchedMD:
             a.calc = None
             self.n_dof[k] = _start(a, ensemble, thermo_ensemble, temp, np.random.default_rng([seed, k]))
         self.numbers = [a.numbers.copy() for a in systems]
+        self.cells, self.pbc = [a.cell.array.copy() for a in systems], structures[0].pbc.copy()
         n_atoms = sum(len(a) for a in systems)
         self.threads = default_threads(n_atoms, self.device) if threads == "auto" else check_positive_int(
             threads, "threads")
@@ -223,7 +229,7 @@ class BatchedMD:
         atoms, forces, temps = [], [], []
         for slot, k in enumerate(self.active):
             lo, hi = bounds[slot], bounds[slot + 1]
-            a = Atoms(numbers=self.numbers[k], positions=pos[lo:hi])
+            a = Atoms(numbers=self.numbers[k], positions=pos[lo:hi], cell=self.cells[k], pbc=self.pbc)
             a.set_momenta(mom[lo:hi], apply_constraint=False)
             atoms.append(a)
             forces.append(frc[lo:hi])
@@ -304,7 +310,7 @@ class BatchedMD:
             return BatchedMDResult(
                 self.ensemble, np.array(rec["t"]), np.array(rec["epot"]).reshape(-1, n_sys),
                 np.array(rec["ekin"]).reshape(-1, n_sys), np.array(rec["T"]).reshape(-1, n_sys), self.n_dof.copy(),
-                self.numbers, [np.array(frames[k][0]).reshape(-1, len(self.numbers[k]), 3) for k in range(n_sys)],
+                self.numbers, self.cells, self.pbc, [np.array(frames[k][0]).reshape(-1, len(self.numbers[k]), 3) for k in range(n_sys)],
                 [np.array(frames[k][1]).reshape(-1, len(self.numbers[k]), 3) for k in range(n_sys)], dict(stopped),
                 self.timestep_fs, record_every, self.step_count, wall, self.potential.neighbors.n_builds - builds0,
                 self.threads, None if files is None else files.directory, steps_timed)
