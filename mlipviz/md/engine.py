@@ -1,7 +1,7 @@
 """Molecular dynamics with any ASE calculator: NVE (velocity Verlet) and Langevin NVT.
 
 This is the reference path through ASE's integrators; it records energies as it goes and writes an ASE
-trajectory. The batched GPU engine of later releases is measured against it. Every reported temperature counts
+trajectory; :class:`mlipviz.md.BatchedMD` is measured against it. Every reported temperature counts
 the degrees of freedom that really carry kinetic energy (:mod:`mlipviz.md.thermo`), and a run that turns non-finite
 or explodes stops with :class:`MDInstabilityError`, keeping what it recorded.
 
