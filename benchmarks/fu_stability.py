@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 import warnings
@@ -38,6 +37,8 @@ from mlipviz.device import resolve_device  # noqa: E402
 from mlipviz.md import fu_protocol, h_r, h_r_mae  # noqa: E402
 from mlipviz.potential import MLIPCalculator, ModelConfig, train_potential  # noqa: E402
 from mlipviz.reference.levels import get_level  # noqa: E402
+
+from md_throughput import machine_line  # noqa: E402  (beside this script)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "rmd17"
 
@@ -95,8 +96,7 @@ def main(argv=None) -> dict:
     hr_mae = [h_r_mae(h_r(run.result.trajectory(k)), hr_ref) for k in alive]
     ttf = run.time_to_failure_ps
     out = {
-        "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores, "
-                   f"{platform.processor() or 'cpu'}, Python {platform.python_version()}",
+        "machine": machine_line(),
         "device": str(dev),
         "quick": args.quick,
         "model": "PaiNN 64 features × 3 interactions, cutoff 5 Å",
