@@ -4,7 +4,9 @@ Which existing batched MD engine should mlipviz's fast MD stand on, schnetpack.m
 the same untrained PaiNN (64 features, 3 interactions, cutoff 5 Å, ``torch.manual_seed(0)``) on ethanol, and
 the arms are interleaved and repeated, since other processes share the machine: each figure is the median over
 the repeats, with min and max as the spread. On the CPU each arm is timed at 1 and 2 torch threads in the same
-rotation and reports its better count.
+rotation and reports its better count. Each arm's peak memory (what it adds, build included) is measured after the
+timing: on a CPU each arm in a fresh process (``--quick``: the arms of the summary ratios), on a GPU from the
+allocator's statistics (see ``measure_memory``).
 
     python benchmarks/md_throughput.py [--quick] [--device auto|cpu|cuda] [--json PATH] [--profile]
 
@@ -122,6 +124,7 @@ class Arm:
     stepper: Callable[[int], float | None] | None = None
     samples: dict[int, list[float]] = field(default_factory=dict)  # threads -> ms per replica-step
     note: str = ""
+    peak_memory_mb: float = float("nan")  # see measure_memory
 
     def time_block(self, threads: int, device: torch.device) -> None:
         torch.set_num_threads(threads)
@@ -147,6 +150,7 @@ class Arm:
             "median_by_threads": medians,
             "repeats": len(vals),
             "steps_per_block": self.steps,
+            "peak_memory_mb": self.peak_memory_mb,
             "note": self.note,
         }
 
@@ -176,6 +180,75 @@ def run_interleaved(arms: list[Arm], threads: list[int], repeats: int, warmup: i
                 arm.stepper(1)
                 arm.time_block(t, device)
         log(f"  repeat {r + 1}/{repeats} done")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+QUICK_MEMORY_ARMS = ("A_ase", "B_spk_md_64", "C_torchsim_64", "F_mlipviz_64_eager")
+
+
+def arm_peak_memory_mb(arm: Arm, device) -> float:
+    """What one arm adds to memory at its peak, build and one block included, MB.
+
+    On a GPU: ``torch.cuda.max_memory_allocated`` above what was allocated before. On a CPU: the peak resident set
+    size, sampled every millisecond by a thread (the kernel's ``ru_maxrss`` would include the start-up's own peak),
+    above the one before; meaningful in a fresh process only, where freed memory of other arms cannot be reused (see
+    :func:`measure_memory`).
+    """
+    import gc
+    import threading
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        arm.make()(arm.steps)
+        sync(device)
+        return (torch.cuda.max_memory_allocated() - base) / 1e6
+    base, peak, done = _rss_mb(), [0.0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    arm.make()(arm.steps)
+    done.set()
+    watcher.join()
+    return max(peak[0], _rss_mb()) - base
+
+
+def measure_memory(arms: list[Arm], device, quick: bool, compile_model: bool, replicas: int, log) -> None:
+    """Each arm's peak memory, apart from the timing. On a GPU in this process (the allocator's own statistics);
+    on a CPU each arm in a fresh process of this script (``--memory-arm KEY``) at its best thread count, since one
+    process reuses the memory other arms freed. ``--quick`` measures only :data:`QUICK_MEMORY_ARMS` on a CPU."""
+    import subprocess
+    import sys
+
+    for arm in arms:
+        best = arm.summary()["threads"]
+        torch.set_num_threads(best)
+        arm.stepper = None
+        if device.type == "cuda":
+            arm.peak_memory_mb = arm_peak_memory_mb(arm, device)
+            continue
+        if quick and arm.key not in QUICK_MEMORY_ARMS:
+            continue
+        cmd = [sys.executable, __file__, "--memory-arm", arm.key, "--device", "cpu", "--replicas", str(replicas),
+               "--threads", str(best)] + (["--quick"] if quick else []) + ([] if compile_model else ["--no-compile"])
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+        if out.returncode == 0 and lines:
+            arm.peak_memory_mb = json.loads(lines[-1])["peak_memory_mb"]
+        else:
+            log(f"  peak memory of {arm.key} not measured: {out.stderr.strip().splitlines()[-1:]}")
+    log("  peak memory measured")
 
 
 # ------------------------------------------------------------------------------------------------ systems
@@ -641,6 +714,8 @@ def main(argv=None) -> dict:
     p.add_argument("--no-compile", action="store_true", help="mlipviz arms call the model eagerly")
     p.add_argument("--no-scaling", action="store_true", help="skip the water-box arm")
     p.add_argument("--profile", action="store_true", help="also cProfile the 64-replica NVE arms")
+    p.add_argument("--memory-arm", help=argparse.SUPPRESS)  # internal: one arm's peak memory in a fresh process
+    p.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     device = resolve_device(args.device)
@@ -721,12 +796,18 @@ def main(argv=None) -> dict:
     if quick:  # the Langevin arms of B and C, the eager single-molecule floor and G eager only in a full run
         arms = [a for a in arms if a.key not in ("B_spk_md_64_langevin", "C_torchsim_64_langevin", "D_floor_eager_1",
                                                  "G_spk_md_layer_64_eager")]
+    if args.memory_arm:
+        torch.set_num_threads(args.threads or 1)
+        arm = next(a for a in arms if a.key == args.memory_arm)
+        print(json.dumps({"key": arm.key, "peak_memory_mb": arm_peak_memory_mb(arm, device)}))
+        return {}
     for arm in arms:
         if arm.key.startswith(("F_", "G_", "D_floor_compiled")) and compile_model and not arm.key.endswith("_eager"):
             arm.note = "compiled model call"
     log(f"device {device}, torch {torch.__version__}, threads {threads}, {len(arms)} arms, "
         f"TorchSim {'present' if have_ts else 'missing'}")
     run_interleaved(arms, threads, repeats, warmup=3, device=device, log=log)
+    measure_memory(arms, device, quick, compile_model, R, log)
     table = {a.key: a.summary() for a in arms}
 
     def ms(key, stat="ms_per_replica_step"):
@@ -850,11 +931,12 @@ def print_table(r: dict) -> None:
     print(f"system:  {r['system']}")
     ase_ms = r["arms"].get("A_ase", {}).get("ms_per_replica_step", float("nan"))
     print()
-    print(f"{'arm':58s} {'ms/replica-step':>15s} {'[min, max]':>18s} {'thr':>3s} {'ASE ÷ arm':>9s}")
+    print(f"{'arm':58s} {'ms/replica-step':>15s} {'[min, max]':>18s} {'thr':>3s} {'ASE ÷ arm':>9s} "
+          f"{'peak MB':>8s}")
     for a in r["arms"].values():
         m = a["ms_per_replica_step"]
         print(f"{a['label']:58s} {m:15.3f} {'[%.3f, %.3f]' % (a['min'], a['max']):>18s} {a['threads']:3d} "
-              f"{ase_ms / m:9.1f}  {a['note']}")
+              f"{ase_ms / m:9.1f} {a.get('peak_memory_mb', float('nan')):8.1f}  {a['note']}")
     print()
     print(f"neighbour lists ({r['arms'].get('F_mlipviz_64', {}).get('replicas', 64)} ethanols, ms per replica):")
     for k, v in r["neighbour_lists"].items():
