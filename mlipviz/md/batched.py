@@ -175,11 +175,10 @@ class BatchedMD:
         self.model = torchsim_model(self.potential, self.device, dtype)
 
         systems = [a.copy() for a in structures for _ in range(n_replicas)]
-        thermo_ensemble = "langevin" if ensemble == "langevin" else "nve"
         self.n_dof = np.zeros(len(systems), dtype=int)
         for k, a in enumerate(systems):
             a.calc = None
-            self.n_dof[k] = _start(a, ensemble, thermo_ensemble, temp, np.random.default_rng([seed, k]))
+            self.n_dof[k] = start_momenta(a, ensemble, temp, np.random.default_rng([seed, k]))
         self.numbers = [a.numbers.copy() for a in systems]
         self.cells, self.pbc = [a.cell.array.copy() for a in systems], structures[0].pbc.copy()
         n_atoms = sum(len(a) for a in systems)
@@ -360,32 +359,19 @@ class BatchedMD:
         files.save_checkpoint(self.state, self.ensemble, self.step_count, book)
 
     def _resume(self, files: RunFiles, rec: dict, frames: dict, stopped: dict) -> None:
-        import ase.io
-
-        active = [int(k) for k in files.checkpoint_bookkeeping()["active"]]
+        payload = files.read_checkpoint()
+        book = payload["bookkeeping"]
+        active = [int(k) for k in book["active"]]
         if active != self.active:  # written after systems stopped: slice the fresh state alike, then load
             self.state = sliced_state(self.state, active)
-        step, book = files.load_checkpoint(self.state, self.ensemble, self.device)
+        step = files.load_checkpoint(self.state, self.ensemble, self.device, payload)
         self.active, self.step_count = active, step
         self.potential.neighbors.reset()
         stopped.update({int(k): (int(s), str(w)) for k, (s, w) in book["stopped"].items()})
         rec["t"].extend(book["t"].tolist())
         for name in ("epot", "ekin", "T"):
             rec[name].extend(list(book[name].numpy()))
-        files.truncate_after(step)
-        for k, path in enumerate(files.trajectories):
-            if path.exists():
-                for a in ase.io.read(path, ":", format="extxyz"):
-                    frames[k][0].append(a.positions.copy())
-                    frames[k][1].append(a.get_velocities() * units.fs)
-
-
-def _start(atoms: Atoms, ensemble: str, thermo_ensemble: str, temperature_K: float, rng) -> int:
-    """Start momenta and the degrees of freedom of one system (see the module docstring)."""
-    if ensemble != "nose_hoover":
-        return start_momenta(atoms, thermo_ensemble, temperature_K, rng)
-    from .thermo import count_dof, draw_momenta, has_zero_momentum
-
-    if not np.any(atoms.get_momenta()):
-        return draw_momenta(atoms, temperature_K, rng, remove_com=True, remove_rot=False)
-    return count_dof(atoms, has_zero_momentum(atoms), False)
+        for k, kept in enumerate(files.truncate_after(step)):
+            for a in kept:
+                frames[k][0].append(a.positions.copy())
+                frames[k][1].append(a.get_velocities() * units.fs)

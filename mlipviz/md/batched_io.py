@@ -102,8 +102,12 @@ class RunFiles:
             frame.calc = SinglePointCalculator(frame, energy=float(e), forces=np.asarray(f))
             ase.io.write(self.trajectories[k], frame, format="extxyz", append=True)
 
-    def truncate_after(self, step: int) -> None:
-        """Drop log rows and trajectory frames recorded after ``step`` (written after the last checkpoint)."""
+    def truncate_after(self, step: int) -> list[list[Atoms]]:
+        """Drop log rows and trajectory frames recorded after ``step`` (written after the last checkpoint).
+
+        Returns:
+            The frames kept, per system (empty where a system has no trajectory yet).
+        """
         if self.log.exists():
             with self.log.open(newline="") as fh:
                 rows = list(csv.reader(fh))
@@ -113,15 +117,16 @@ class RunFiles:
                 with tmp.open("w", newline="") as fh:
                     csv.writer(fh).writerows(kept)
                 tmp.replace(self.log)
+        kept_frames = []
         for path in self.trajectories:
-            if not path.exists():
-                continue
-            frames = ase.io.read(path, ":", format="extxyz")
+            frames = ase.io.read(path, ":", format="extxyz") if path.exists() else []
             kept = [f for f in frames if int(f.info["step"]) <= step]
             if len(kept) != len(frames):
                 tmp = path.with_name(path.name + ".tmp")
                 ase.io.write(tmp, kept, format="extxyz")
                 tmp.replace(path)
+            kept_frames.append(kept)
+        return kept_frames
 
     # --- checkpoint ----------------------------------------------------------------------------------------------
     def save_checkpoint(self, state, ensemble: str, step: int, bookkeeping: dict) -> None:
@@ -146,13 +151,12 @@ class RunFiles:
         }
         _atomic_torch_save(payload, self.checkpoint)
 
-    def checkpoint_bookkeeping(self) -> dict:
-        """The records and active systems saved with the checkpoint."""
-        return torch.load(self.checkpoint, map_location="cpu", weights_only=True)["bookkeeping"]
+    def read_checkpoint(self) -> dict:
+        """The checkpoint as written by :meth:`save_checkpoint` (its ``"bookkeeping"`` holds the records)."""
+        return torch.load(self.checkpoint, map_location="cpu", weights_only=True)
 
-    def load_checkpoint(self, state, ensemble: str, device: torch.device) -> tuple[int, dict]:
-        """Restore a checkpoint into ``state`` (built the same way); returns (step, bookkeeping)."""
-        payload = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+    def load_checkpoint(self, state, ensemble: str, device: torch.device, payload: dict) -> int:
+        """Restore ``payload`` (:meth:`read_checkpoint`) into ``state``, built the same way; returns its step."""
         if payload["ensemble"] != ensemble or payload["class"] != type(state).__name__:
             raise ValueError(
                 f"{self.checkpoint} holds a {payload['ensemble']} run ({payload['class']}); this run is {ensemble}."
@@ -164,7 +168,7 @@ class RunFiles:
             for k, v in values.items():
                 setattr(chain, k, v.to(device) if isinstance(v, torch.Tensor) else v)
         state.rng.set_state(payload["rng"])
-        return int(payload["step"]), payload["bookkeeping"]
+        return int(payload["step"])
 
 
 def read_log(path: str | Path) -> dict[str, np.ndarray]:

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-from ..geometry import bonds_of
 from .batched import BatchedMD, BatchedMDResult
-from .observables import as_trajectory, pair_distances
-from .stability import (AuditScore, StabilityReport, SurvivalCurve, fu_stability, mlipaudit_score, nonbonded_pairs,
+from .observables import as_trajectory
+from .stability import (AuditScore, BondRule, StabilityReport, SurvivalCurve, fu_stability, mlipaudit_score,
                         survival_curve)
 
 __all__ = ["StabilityRun", "bond_monitor", "fu_protocol"]
@@ -45,31 +44,25 @@ def bond_monitor(reference, tolerance_A: float = 0.5, contacts: bool = False):
     if not (np.isfinite(tolerance_A) and tolerance_A > 0):
         raise ValueError(f"tolerance_A must be a positive distance in Å, got {tolerance_A!r}.")
     ref = as_trajectory(reference, name="reference")
-    bonds = bonds_of(ref.atoms(0))
-    mean = pair_distances(ref, bonds).mean(axis=0)
-    others = nonbonded_pairs(len(ref.numbers), bonds) if contacts else np.zeros((0, 2), dtype=int)
-    closest = pair_distances(ref, others).min(axis=0) if len(others) else np.zeros(0)
+    rule = BondRule.from_reference(ref, contacts)
+    pairs, n_bonds = rule.pairs, len(rule.bonds)
 
     def monitor(system: int, atoms: Atoms) -> str | None:
         if len(atoms) != len(ref.numbers) or np.any(atoms.numbers != ref.numbers):
             raise ValueError(f"system {system} ({atoms.get_chemical_formula()}) does not hold the reference's atoms "
                              "in the same order: the bond rule needs replicas of the reference molecule.")
-        pos = atoms.positions
-        r = np.linalg.norm(pos[bonds[:, 1]] - pos[bonds[:, 0]], axis=1)
-        c = np.linalg.norm(pos[others[:, 1]] - pos[others[:, 0]], axis=1)
-        dev = np.concatenate([np.abs(r - mean), np.maximum(closest - c, 0.0)])
-        if not np.isfinite(dev).all():
+        dev = rule.deviations(as_trajectory([atoms]))[0]
+        if np.isinf(dev).any():
             return "non-finite interatomic distance"
         if len(dev) and dev.max() > tolerance_A:
             b = int(np.argmax(dev))
-            i, j = (int(x) for x in (bonds[b] if b < len(bonds) else others[b - len(bonds)]))
-            pair = f"{atoms[i].symbol}{i}–{atoms[j].symbol}{j}"
-            if b < len(bonds):
-                return (f"bond {pair} at {r[b]:.2f} Å, {dev[b]:.2f} Å from its reference mean {mean[b]:.2f} Å "
+            i, j = (int(x) for x in pairs[b])
+            pair, r = f"{atoms[i].symbol}{i}–{atoms[j].symbol}{j}", atoms.get_distance(i, j)
+            if b < n_bonds:
+                return (f"bond {pair} at {r:.2f} Å, {dev[b]:.2f} Å from its reference mean {rule.mean_A[b]:.2f} Å "
                         f"(tolerance {tolerance_A:g} Å)")
-            k = b - len(bonds)
-            return (f"non-bonded {pair} at {c[k]:.2f} Å, {dev[b]:.2f} Å inside its closest reference distance "
-                    f"{closest[k]:.2f} Å (tolerance {tolerance_A:g} Å)")
+            return (f"non-bonded {pair} at {r:.2f} Å, {dev[b]:.2f} Å inside its closest reference distance "
+                    f"{rule.closest_A[b - n_bonds]:.2f} Å (tolerance {tolerance_A:g} Å)")
         return None
 
     return monitor

@@ -14,7 +14,7 @@ from .thermo import kinetic_temperature
 
 __all__ = [
     "DriftReport", "energy_drift", "BondReport", "bond_check", "bonds_of",
-    "StabilityReport", "fu_stability", "plot_stability", "AuditScore", "mlipaudit_score",
+    "BondRule", "StabilityReport", "fu_stability", "plot_stability", "AuditScore", "mlipaudit_score",
     "SurvivalCurve", "survival_curve", "plot_survival",
 ]
 
@@ -153,6 +153,45 @@ def nonbonded_pairs(n_atoms: int, bonds: np.ndarray) -> np.ndarray:
     return np.stack([i[keep], j[keep]], axis=1).reshape(-1, 2)
 
 
+@dataclass
+class BondRule:
+    """The reference of Fu et al.'s rule for one molecule, from reference structures.
+
+    Attributes:
+        bonds: (n_bonds, 2) pairs bonded in the first reference structure (:func:`bonds_of`).
+        mean_A: (n_bonds,) their mean lengths over the reference structures, Å.
+        others: (n_others, 2) the non-bonded pairs watched for contacts (empty without contacts).
+        closest_A: (n_others,) their smallest distance in the reference structures, Å.
+    """
+
+    bonds: np.ndarray
+    mean_A: np.ndarray
+    others: np.ndarray
+    closest_A: np.ndarray
+
+    @classmethod
+    def from_reference(cls, reference, contacts: bool = False) -> BondRule:
+        """The rule of a :class:`~mlipviz.md.observables.Trajectory` of reference structures."""
+        bonds = bonds_of(reference.atoms(0))
+        others = nonbonded_pairs(len(reference.numbers), bonds) if contacts else np.zeros((0, 2), dtype=int)
+        return cls(bonds, pair_distances(reference, bonds).mean(axis=0), others,
+                   pair_distances(reference, others).min(axis=0) if len(others) else np.zeros(0))
+
+    @property
+    def pairs(self) -> np.ndarray:
+        """(n_bonds + n_others, 2): the columns of :meth:`deviations`."""
+        return np.concatenate([self.bonds, self.others]).astype(int)
+
+    def deviations(self, traj) -> np.ndarray:
+        """(n_frames, n_pairs) Å: |r − mean| of each bond, then how far each watched non-bonded pair is inside its
+        closest reference distance (0 outside it); inf where a distance is not finite."""
+        with np.errstate(invalid="ignore"):
+            dev = np.concatenate([np.abs(pair_distances(traj, self.bonds) - self.mean_A),
+                                  np.maximum(self.closest_A - pair_distances(traj, self.others), 0.0)], axis=1)
+        dev[~np.isfinite(dev)] = np.inf
+        return dev
+
+
 def fu_stability(trajectory, reference, tolerance_A: float = 0.5, dt_fs: float | None = None,
                  contacts: bool = False, **kwargs) -> StabilityReport:
     """Fu et al.'s stability criterion: the first frame where a bond leaves its reference mean by > tolerance.
@@ -181,19 +220,11 @@ def fu_stability(trajectory, reference, tolerance_A: float = 0.5, dt_fs: float |
     ref = as_trajectory(reference, name="reference", **ref_kwargs)
     if ref.positions.shape[1:] != traj.positions.shape[1:] or np.any(ref.numbers != traj.numbers):
         raise ValueError("reference and trajectory must hold the same atoms in the same order.")
-    bonds = bonds_of(ref.atoms(0))
-    mean = pair_distances(ref, bonds).mean(axis=0)
-    with np.errstate(invalid="ignore"):
-        dev = np.abs(pair_distances(traj, bonds) - mean)
-        if contacts:
-            others = nonbonded_pairs(len(traj.numbers), bonds)
-            closest = pair_distances(ref, others).min(axis=0)
-            dev = np.concatenate([dev, np.maximum(closest - pair_distances(traj, others), 0.0)], axis=1)
-    pairs = np.concatenate([bonds, others]) if contacts else bonds
-    dev[~np.isfinite(dev)] = np.inf
+    rule = BondRule.from_reference(ref, contacts)
+    dev, pairs = rule.deviations(traj), rule.pairs
     worst = dev.max(axis=1) if len(pairs) else np.zeros(traj.n_frames)
     worst[~np.isfinite(traj.positions).all(axis=(1, 2))] = np.inf
-    report = StabilityReport(float(tolerance_A), bonds, mean, worst, traj.dt_fs)
+    report = StabilityReport(float(tolerance_A), rule.bonds, rule.mean_A, worst, traj.dt_fs)
     bad = np.where(worst > tolerance_A)[0]
     if len(bad):
         f = int(bad[0])

@@ -181,6 +181,8 @@ def start_momenta(atoms: Atoms, ensemble: str, temperature_K: float, rng: np.ran
     * NVE, isolated (no periodic direction): centre-of-mass and rigid-rotation motion are removed and stay removed
       (both are conserved), so n_dof = 3N − 6, or 3N − 5 when linear.
     * NVE, periodic: rotation is not conserved; only the centre of mass is removed, n_dof = 3N − 3.
+    * Nosé–Hoover (a chain acting on all momenta, as TorchSim's): the centre of mass is removed and stays removed;
+      rotation is thermostatted like any other motion, so n_dof = 3N − 3.
     * Langevin with ASE's ``fixcm=False``: the friction and noise act on every Cartesian degree of freedom and
       re-excite translation and rotation, so the canonical kinetic energy is (3N/2) k_B T. Nothing is removed and
       n_dof = 3N (removing them and still counting 3N would start the internal modes hot: 3× for water).
@@ -192,7 +194,7 @@ def start_momenta(atoms: Atoms, ensemble: str, temperature_K: float, rng: np.ran
 
     Args:
         atoms: Structure, Å; its momenta may be replaced.
-        ensemble: "nve" or "langevin".
+        ensemble: "nve", "nose_hoover" or "langevin".
         temperature_K: Start temperature, K.
         rng: Random generator for the draw.
 
@@ -200,8 +202,8 @@ def start_momenta(atoms: Atoms, ensemble: str, temperature_K: float, rng: np.ran
         The number of degrees of freedom (:func:`count_dof`).
     """
     isolated, constrained = not np.any(atoms.pbc), bool(atoms.constraints)
-    remove_com = ensemble == "nve" and not constrained
-    remove_rot = remove_com and isolated
+    remove_com = ensemble in ("nve", "nose_hoover") and not constrained
+    remove_rot = ensemble == "nve" and remove_com and isolated
     if not np.any(atoms.get_momenta()):
         return draw_momenta(atoms, temperature_K, rng, remove_com, remove_rot)
     return count_dof(atoms, remove_com and has_zero_momentum(atoms), remove_rot and has_zero_angular_momentum(atoms))

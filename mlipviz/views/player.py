@@ -48,14 +48,11 @@ class MDPlayer:
         axes[-1, 0].set_xlabel("time (fs)")
         self.figure.tight_layout()
         self.widget = widgets.HBox([box, widgets.VBox([self.output, self.slider])])
-        self.view.observe(self._from_view, names="frame")
-        self.slider.observe(self._from_slider, names="value")
+        self.view.observe(self._follow, names="frame")  # the play button
+        self.slider.observe(self._follow, names="value")
         self._draw()
 
-    def _from_view(self, change) -> None:
-        self.show_frame(change["new"])
-
-    def _from_slider(self, change) -> None:
+    def _follow(self, change) -> None:
         self.show_frame(change["new"])
 
     def show_frame(self, frame: int) -> None:
