@@ -373,15 +373,21 @@ def make_spk_md(model, device, n_replicas: int, langevin: bool, stats: dict):
         sim = sim.to(torch.float32).to(device)
         stats["counter"], stats["simulator"] = counter, sim
 
-        def step(n):
-            clock.stamps.clear()
-            sim.simulate(n)
-            s = clock.stamps
-            return (s[-1] - s[0]) / (len(s) - 1) if len(s) > 1 else None
-
-        return step
+        return clocked_steps(sim, clock)
 
     return make
+
+
+def clocked_steps(sim, clock):
+    """``step(n)`` for a schnetpack.md ``Simulator``: seconds per step between the clock's first and last stamps."""
+
+    def step(n):
+        clock.stamps.clear()
+        sim.simulate(n)
+        s = clock.stamps
+        return (s[-1] - s[0]) / (len(s) - 1) if len(s) > 1 else None
+
+    return step
 
 
 class LayeredNeighborListMD(NeighborListMD):
@@ -422,13 +428,7 @@ def make_spk_md_layer(potential: SchNetPackPotential, device, n_replicas: int):
         sim.system = sim.system.to(torch.float32).to(device)
         sim.integrator = sim.integrator.to(device)
 
-        def step(n):
-            clock.stamps.clear()
-            sim.simulate(n)
-            s = clock.stamps
-            return (s[-1] - s[0]) / (len(s) - 1) if len(s) > 1 else None
-
-        return step
+        return clocked_steps(sim, clock)
 
     return make
 

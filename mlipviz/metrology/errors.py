@@ -59,6 +59,16 @@ def _per_structure_errors(pred, ref) -> list[np.ndarray]:
     return out
 
 
+def _bootstrap_errors(pred, ref, confidence: float) -> list[np.ndarray]:
+    """Per-structure errors, checked for a bootstrap interval: a confidence in (0, 1) and at least 2 structures."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}.")
+    errs = _per_structure_errors(pred, ref)
+    if len(errs) < 2:
+        raise ValueError(f"Need at least 2 structures for a confidence interval, got {len(errs)}.")
+    return errs
+
+
 def error_stats(
     pred,
     ref,
@@ -89,12 +99,8 @@ def error_stats(
     Returns:
         ``{"MAE": ErrorStat, "RMSE": ErrorStat}``.
     """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}.")
-    errs = _per_structure_errors(pred, ref)
+    errs = _bootstrap_errors(pred, ref, confidence)
     n = len(errs)
-    if n < 2:
-        raise ValueError(f"Need at least 2 structures for a confidence interval, got {n}.")
     if remove_offset:
         return _offset_removed_stats(np.concatenate(errs) * scale, errs, unit, n_boot, confidence, seed)
     abs_sum = np.array([np.abs(e).sum() for e in errs]) * scale
@@ -132,12 +138,8 @@ def mean_signed_error(pred, ref, unit: str = "", scale: float = 1.0, n_boot: int
     Returns:
         An :class:`ErrorStat` named "mean signed error".
     """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}.")
-    errs = _per_structure_errors(pred, ref)
+    errs = _bootstrap_errors(pred, ref, confidence)
     n = len(errs)
-    if n < 2:
-        raise ValueError(f"Need at least 2 structures for a confidence interval, got {n}.")
     total = np.array([e.sum() for e in errs]) * scale
     count = np.array([e.size for e in errs], dtype=float)
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
