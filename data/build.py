@@ -97,6 +97,40 @@ def train_water_model(dataset: str | Path | None = None, out: str | Path | None 
     )
 
 
+def train_water_ensemble(dataset: str | Path | None = None, out: str | Path | None = None, n_members: int = 4,
+                         max_epochs: int = 300, seeds=(1, 2, 3, 4)):
+    """Train the embedded deep ensemble: the embedded model's recipe, data and split, ``n_members`` seeds.
+
+    Members train for a fixed number of epochs (not a time budget), so the ensemble does not depend on how busy
+    the machine was.
+
+    Every member trains on the same train/val/test split as the embedded single model (its ``config.json``
+    records it), so notebook 04's test structures are unseen by every member; the ensemble is calibrated on the
+    validation split.
+
+    Returns:
+        The :class:`mlipviz.potential.Ensemble`.
+    """
+    from mlipviz.dataset import water_ensemble_dir
+    from mlipviz.potential import ModelConfig, load_model, train_ensemble
+
+    _, single = load_model(water_model_dir(), device="cpu")
+    config = ModelConfig(representation="painn", n_atom_basis=32, n_interactions=3, n_rbf=20, cutoff=5.0)
+    return train_ensemble(
+        dataset or water_dataset_path(),
+        level=WATER_LEVELS[0],
+        n_members=n_members,
+        config=config,
+        workdir=Path("build") / "train_water_ensemble",
+        save_to=out or water_ensemble_dir(),
+        seeds=list(seeds)[:n_members],
+        split=single.metadata[keys.META_SPLIT],
+        batch_size=16,
+        lr=1e-3,
+        max_epochs=max_epochs,
+    )
+
+
 def resave_water_model(directory: str | Path | None = None, dataset: str | Path | None = None):
     """Bring a model saved before offsets were refitted and files checksummed up to date, without retraining.
 
@@ -317,7 +351,14 @@ def main(argv=None) -> int:
     parser.add_argument("--only-campaigns", action="store_true", help="build only the campaign datasets")
     parser.add_argument("--resave-model", action="store_true",
                         help="only refit the shipped model's energy offset and re-save it with checksums (no training)")
+    parser.add_argument("--only-ensemble", action="store_true",
+                        help="only train the embedded deep ensemble")
+    parser.add_argument("--ensemble-epochs", type=int, default=300, help="epochs per ensemble member")
     args = parser.parse_args(argv)
+    if args.only_ensemble:
+        ens = train_water_ensemble(max_epochs=args.ensemble_epochs)
+        print("ensemble:", ens.directory, json.dumps(ens.metadata.get(keys.ENSEMBLE_CALIBRATION_REPORT), indent=1))
+        return 0
     if args.resave_model:
         delta, errors = resave_water_model()
         print(f"model re-saved: offset shifted by {1e3 * delta:+.4f} meV/atom;", json.dumps(errors, indent=1))

@@ -223,3 +223,31 @@ META_TRUSTED_PICKLE: Final[str] = "trusted_pickle"
 HISTORY_VAL_ENERGY_SIGNED: Final[str] = f"val_{ENERGY}_MeanSignedError"
 #: History: validation mean signed force-component error, eV/Å.
 HISTORY_VAL_FORCES_SIGNED: Final[str] = f"val_{FORCES}_MeanSignedError"
+
+# --- Uncertainty (ensembles and last-layer estimates) ------------------------------------------------------------
+#: Calibrated standard deviation of the total energy, eV (ASE calculator result / ``atoms.info``).
+ENERGY_UNCERTAINTY: Final[str] = "energy_uncertainty"
+#: Calibrated standard deviation of each force component, (n_atoms, 3) eV/Å.
+FORCES_UNCERTAINTY: Final[str] = "forces_uncertainty"
+#: Per-atom uncertainty, (n_atoms,) eV/Å: the calibrated root-mean-square spread of an atom's three force components.
+ATOM_UNCERTAINTY: Final[str] = "atom_uncertainty"
+#: Calibrated standard deviation of each per-atom energy, (n_atoms,) eV.
+ENERGIES_UNCERTAINTY: Final[str] = "energies_uncertainty"
+#: ``ensemble.json`` entry: the members' directories, relative to the ensemble's directory.
+ENSEMBLE_MEMBERS: Final[str] = "members"
+#: ``ensemble.json`` entry: the calibration, ``{quantity: scale factor}``, fitted on the validation split.
+ENSEMBLE_CALIBRATION: Final[str] = "calibration"
+#: ``ensemble.json`` entry: each member's ``config.json`` SHA-256 entry (config and weights), in member order.
+ENSEMBLE_MEMBER_CHECKSUMS: Final[str] = "member_sha256"
+#: Ensemble metadata: calibration summary on the validation and test splits (scale, NLL raw/calibrated, RMSE).
+ENSEMBLE_CALIBRATION_REPORT: Final[str] = "calibration_report"
+#: Ensemble metadata: the members' training seeds.
+ENSEMBLE_SEEDS: Final[str] = "seeds"
+
+# --- Δ-learning ------------------------------------------------------------------------------------------------
+#: Metadata of a Δ model: the level it corrects to, e.g. "CCSD(T)/cc-pVDZ".
+META_DELTA_TARGET_LEVEL: Final[str] = "delta_target_level"
+#: Metadata of a Δ model: the level it corrects from, e.g. "B3LYP/cc-pVDZ".
+META_DELTA_BASELINE_LEVEL: Final[str] = "delta_baseline_level"
+#: Indices into the data given of the structures a model trained on (its split indexes this list).
+META_DATA_INDICES: Final[str] = "data_indices"

@@ -8,7 +8,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["CAMPAIGN_DATASETS", "DATA_DIR", "campaign_dataset_path", "water_dataset_path", "water_model_dir"]
+__all__ = [
+    "CAMPAIGN_DATASETS",
+    "DATA_DIR",
+    "campaign_dataset_path",
+    "water_dataset_path",
+    "water_ensemble_dir",
+    "water_model_dir",
+]
 
 #: Embedded data shipped with the repository (override with the MLIPVIZ_DATA environment variable).
 DATA_DIR = Path(os.environ.get("MLIPVIZ_DATA", Path(__file__).resolve().parents[2] / "data"))
@@ -25,6 +32,12 @@ def water_dataset_path() -> Path:
 def water_model_dir() -> Path:
     """The embedded PaiNN potential trained on :func:`water_dataset_path` at CCSD(T)/cc-pVDZ."""
     return DATA_DIR / "models" / "painn_water_ccsdt"
+
+
+def water_ensemble_dir() -> Path:
+    """The embedded deep ensemble of PaiNN potentials (same data, split and level as :func:`water_model_dir`),
+    calibrated on the validation split; load it with :func:`mlipviz.potential.load_ensemble`."""
+    return DATA_DIR / "models" / "painn_water_ensemble"
 
 
 def campaign_dataset_path(name: str) -> Path:

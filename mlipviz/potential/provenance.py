@@ -27,7 +27,7 @@ def levels_in(images: list[Atoms]) -> list[str]:
     found = {}
     for a in images:
         for k in a.info:
-            if k.startswith(_ENERGY_PREFIX):
+            if k.startswith(_ENERGY_PREFIX) and k != keys.ENERGY_UNCERTAINTY:
                 slug = k[len(_ENERGY_PREFIX):]
                 found.setdefault(slug, a.info.get(keys.provenance_key(slug, keys.LEVEL), slug))
     return sorted(found.values())

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
+import logging
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import schnetpack as spk
+import schnetpack.data.stats as spk_stats
 import schnetpack.transform as trn
 import torch
 import torchmetrics
@@ -124,6 +128,44 @@ def _initial_state(init_from, config: ModelConfig, model: torch.nn.Module) -> di
     return start.state_dict()
 
 
+#: Lightning's and SchNetPack's messages that say nothing a user of mlipviz can act on (hidden with progress=False).
+_HARMLESS_WARNINGS = (
+    r".*is an instance of `nn.Module` and is already saved during checkpointing.*",
+    r"Skipping 'outputs' parameter.*",
+    r".*LeafSpec.*",
+    r".*torch\.jit\.script.* is deprecated.*",
+)
+_LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric")
+
+
+@contextlib.contextmanager
+def _quiet(quiet: bool):
+    """With ``quiet``, silence SchNetPack's "calculating statistics" bar, Lightning's INFO lines ("GPU available",
+    tips) and its known harmless warnings; the previous settings are restored afterwards.
+
+    SchNetPack's statistics loop calls the ``tqdm`` of its ``schnetpack.data.stats`` module, which is swapped for one
+    made with ``disable=True`` while training runs. Warnings mlipviz itself raises still show.
+    """
+    if not quiet:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    old_levels = [lg.level for lg in loggers]
+    old_tqdm = spk_stats.tqdm
+    spk_stats.tqdm = functools.partial(old_tqdm, disable=True)
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for message in _HARMLESS_WARNINGS:
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        spk_stats.tqdm = old_tqdm
+        for lg, level in zip(loggers, old_levels):
+            lg.setLevel(level)
+
+
 def train_potential(
     data: str | Path | list[Atoms],
     level: str = "CCSD(T)/cc-pVDZ",
@@ -142,6 +184,7 @@ def train_potential(
     progress: bool = True,
     split: Mapping | None = None,
     init_from: str | Path | Mapping | None = None,
+    callbacks: list[pl.Callback] | None = None,
 ) -> TrainResult:
     """Train a potential on ``level`` labels.
 
@@ -167,6 +210,8 @@ def train_potential(
             non-empty, no index or geometry shared); default a random split by ``n_train``/``n_val``.
         init_from: Start from these weights instead of random ones: a saved model directory of the same
             architecture, or a state_dict.
+        callbacks: Extra Lightning callbacks (for example :class:`mlipviz.widgets.TrainingMonitor`, a live
+            plot in a notebook); they see every validation epoch's ``val_*`` metrics.
 
     Returns:
         A :class:`TrainResult`. ``config.metadata`` holds the split (indices into ``data``), the data's
@@ -196,7 +241,12 @@ def train_potential(
         n_tr, n_va = len(fixed[keys.SPLIT_TRAIN]), len(fixed[keys.SPLIT_VAL])
     else:
         n_tr, n_va = _counts(n_train, n_val, n_all)
+    extra = list(callbacks or [])
+    bad = [type(c).__name__ for c in extra if not isinstance(c, pl.Callback)]
+    if bad:
+        raise ValueError(f"callbacks must be Lightning callbacks (pytorch_lightning.Callback), got {bad}.")
     dev = resolve_device(device)
+    torch.manual_seed(seed)  # the initial weights follow the seed, not whatever ran before in the process
     model = build_model(config)
     start = _initial_state(init_from, config, model) if init_from is not None else None
     workdir = Path(workdir).resolve()
@@ -210,64 +260,65 @@ def train_potential(
         split_file.unlink()
     if fixed is not None:
         np.savez(split_file, **{f"{k}_idx": np.asarray(fixed[k], dtype=int) for k in SPLIT_NAMES})
-    dm = spk.data.AtomsDataModule(
-        str(db_path),
-        batch_size=batch_size,
-        num_train=n_tr,
-        num_val=n_va,
-        num_test=n_all - n_tr - n_va,
-        split_file=str(split_file),
-        transforms=[
-            trn.MatScipyNeighborList(cutoff=config.cutoff),
-            trn.RemoveOffsets(keys.ENERGY, remove_mean=True, remove_atomrefs=False),
-            trn.CastTo32(),
-        ],
-        num_workers=0,
-        pin_memory=dev.type == "cuda",
-    )
-    with contextlib.chdir(workdir):  # SchNetPack writes its "splitting.lock" into the working directory
-        dm.prepare_data()
-        dm.setup()
-    used = np.load(split_file)
-    used_split = {k: used[f"{k}_idx"].astype(int).tolist() for k in SPLIT_NAMES}
-    check_no_leak(used_split, images)
-
-    if start is not None:
-        model.load_state_dict(start)
-    outputs = [
-        spk.task.ModelOutput(
-            name=name, loss_fn=torch.nn.MSELoss(), loss_weight=weight,
-            metrics={"MAE": torchmetrics.MeanAbsoluteError(), "MeanSignedError": MeanSignedError()},
+    with _quiet(not progress):
+        dm = spk.data.AtomsDataModule(
+            str(db_path),
+            batch_size=batch_size,
+            num_train=n_tr,
+            num_val=n_va,
+            num_test=n_all - n_tr - n_va,
+            split_file=str(split_file),
+            transforms=[
+                trn.MatScipyNeighborList(cutoff=config.cutoff),
+                trn.RemoveOffsets(keys.ENERGY, remove_mean=True, remove_atomrefs=False),
+                trn.CastTo32(),
+            ],
+            num_workers=0,
+            pin_memory=dev.type == "cuda",
         )
-        for name, weight in ((keys.ENERGY, energy_weight), (keys.FORCES, 1 - energy_weight))
-    ]
-    task = spk.task.AtomisticTask(
-        model=model,
-        outputs=outputs,
-        optimizer_cls=torch.optim.AdamW,
-        optimizer_args={"lr": lr},
-        scheduler_cls=spk.train.ReduceLROnPlateau,
-        scheduler_args={"factor": 0.5, "patience": 20, "min_lr": 1e-6},
-        scheduler_monitor=keys.HISTORY_VAL_LOSS,
-    )
-    keep = _KeepBest()
-    trainer = pl.Trainer(
-        max_epochs=max_epochs,
-        max_time=timedelta(seconds=max_time_s) if max_time_s else None,
-        accelerator="gpu" if dev.type == "cuda" else "cpu",
-        devices=1,
-        # tqdm rather than Lightning's default rich bar, whose live display swallows later cell output in Jupyter
-        callbacks=[keep, pl.callbacks.TQDMProgressBar(refresh_rate=10)] if progress else [keep],
-        logger=pl.loggers.CSVLogger(str(workdir), name="lightning"),
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        log_every_n_steps=1,
-        inference_mode=False,  # forces need autograd during validation
-    )
-    t0 = time.perf_counter()
-    with contextlib.chdir(workdir):
-        trainer.fit(task, datamodule=dm)
+        with contextlib.chdir(workdir):  # SchNetPack writes its "splitting.lock" into the working directory
+            dm.prepare_data()
+            dm.setup()
+        used = np.load(split_file)
+        used_split = {k: used[f"{k}_idx"].astype(int).tolist() for k in SPLIT_NAMES}
+        check_no_leak(used_split, images)
+
+        if start is not None:
+            model.load_state_dict(start)
+        outputs = [
+            spk.task.ModelOutput(
+                name=name, loss_fn=torch.nn.MSELoss(), loss_weight=weight,
+                metrics={"MAE": torchmetrics.MeanAbsoluteError(), "MeanSignedError": MeanSignedError()},
+            )
+            for name, weight in ((keys.ENERGY, energy_weight), (keys.FORCES, 1 - energy_weight))
+        ]
+        task = spk.task.AtomisticTask(
+            model=model,
+            outputs=outputs,
+            optimizer_cls=torch.optim.AdamW,
+            optimizer_args={"lr": lr},
+            scheduler_cls=spk.train.ReduceLROnPlateau,
+            scheduler_args={"factor": 0.5, "patience": 20, "min_lr": 1e-6},
+            scheduler_monitor=keys.HISTORY_VAL_LOSS,
+        )
+        keep = _KeepBest()
+        trainer = pl.Trainer(
+            max_epochs=max_epochs,
+            max_time=timedelta(seconds=max_time_s) if max_time_s else None,
+            accelerator="gpu" if dev.type == "cuda" else "cpu",
+            devices=1,
+            # tqdm rather than Lightning's default rich bar, whose live display swallows later cell output in Jupyter
+            callbacks=[keep, *extra] + ([pl.callbacks.TQDMProgressBar(refresh_rate=10)] if progress else []),
+            logger=pl.loggers.CSVLogger(str(workdir), name="lightning"),
+            enable_checkpointing=False,
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            log_every_n_steps=1,
+            inference_mode=False,  # forces need autograd during validation
+        )
+        t0 = time.perf_counter()
+        with contextlib.chdir(workdir):
+            trainer.fit(task, datamodule=dm)
     wall = time.perf_counter() - t0
     if keep.state is not None:
         model.load_state_dict(keep.state)
