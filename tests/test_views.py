@@ -161,3 +161,260 @@ def test_widget_holds_view_and_legend_and_fits_after_loading(water_reference):
     assert names[-1] == "autoView" and math.isfinite(clip["kwargs"]["clipDist"])
     traj = [water_reference.copy() for _ in range(3)]
     assert view_structure(traj).view.max_frame == 2
+
+
+def test_scale_to_bfactor_on_a_given_range():
+    scaled, ends = scale_to_bfactor([1.0, 2.5, 4.0], value_range=(0.0, 5.0))
+    assert ends == (0.0, 5.0)
+    np.testing.assert_allclose(scaled, [-99 + 198 * v / 5 for v in (1.0, 2.5, 4.0)])  # by hand: linear in v
+    scaled, _ = scale_to_bfactor([-1.0, 0.5], value_range=(-2.0, 2.0))
+    np.testing.assert_allclose(scaled, [-49.5, 24.75])  # a symmetric range: 99 v / 2
+    for kwargs, match in [({"value_range": (0.0, 3.0)}, r"values\[2\] = 4.0 lies outside value_range"),
+                          ({"value_range": (1.0, 1.0)}, "low < high"),
+                          ({"value_range": (0.0, np.nan)}, r"value_range\[1\] must be a finite number"),
+                          ({"value_range": 3.0}, "must be a pair"),
+                          ({"value_range": (0.0, 5.0), "symmetric": True}, "not both")]:
+        with pytest.raises(ValueError, match=match):
+            scale_to_bfactor([1.0, 2.5, 4.0], **kwargs)
+
+
+def _archive_parts(view):
+    """The replayed messages: the PDB of each loaded structure, and the addRepresentation messages."""
+    loads = [m["args"][0]["data"] for m in view._ngl_msg_archive if m["methodName"] == "loadFile"]
+    reps = [m for m in view._ngl_msg_archive if m["methodName"] == "addRepresentation"]
+    return loads, reps
+
+
+def test_draw_structure_replaces_the_structure_in_an_existing_view(water_reference):
+    import nglview
+
+    from mlipviz.views import draw_structure
+
+    view = nglview.NGLWidget()
+    methane = molecule("CH4")
+    first = draw_structure(view, water_reference, [0.1, -0.2, 0.3], replace=True, width=300, height=250)
+    values = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    drawn = draw_structure(view, methane, values, replace=True, value_range=(-1.0, 5.0), show_values=False,
+                           width=300, height=250)
+    assert (view._view_width, view._view_height) == ("300px", "250px")
+    assert len(view._ngl_component_ids) == 1 and view._ngl_component_ids[0] == drawn.component.id
+    assert first.component.id not in view._ngl_component_ids
+    loads, reps = _archive_parts(view)
+    assert len(loads) == 1  # the replay archive draws methane only
+    back = read(io.StringIO(loads[0]), format="proteindatabank")
+    assert list(back.numbers) == list(methane.numbers)
+    np.testing.assert_allclose(back.get_all_distances(), methane.get_all_distances(), atol=2e-3)
+    np.testing.assert_allclose(back.get_array("bfactor"), -99 + 198 * (values + 1) / 6, atol=6e-3)  # the range given
+    assert drawn.value_range == (-1.0, 5.0) and drawn.cmap == SEQUENTIAL_SCALE
+    assert [m["args"] for m in reps] == [["ball+stick"]]  # show_values=False: no labels; the water's are gone
+    assert reps[0]["component_index"] == 0 and reps[0]["kwargs"]["colorScheme"] == "bfactor"
+    first_load = next(k for k, m in enumerate(view._ngl_msg_archive) if m["methodName"] == "loadFile")
+    assert not any(m.get("target") == "compList" for m in view._ngl_msg_archive[:first_load])
+    cameras = [m for m in view._ngl_msg_archive if m["kwargs"].get("cameraType")]
+    assert [m["kwargs"]["cameraType"] for m in cameras] == ["orthographic"]  # stage-wide: kept once
+    clip = [m["kwargs"]["clipDist"] for m in view._ngl_msg_archive if "clipDist" in m["kwargs"]][-1]
+    assert clip == pytest.approx(fit_clip_distance(drawn.frames, 300, 250, 0.3))
+    np.testing.assert_allclose(drawn.frames[0].get_all_distances(), methane.get_all_distances(), atol=1e-9)
+
+
+def test_draw_structure_without_replace_adds_a_component(water_reference):
+    import nglview
+
+    from mlipviz.views import draw_structure
+
+    view = nglview.NGLWidget()
+    draw_structure(view, molecule("CH4"))
+    drawn = draw_structure(view, water_reference)
+    assert len(view._ngl_component_ids) == 2 and view._ngl_component_ids[1] == drawn.component.id
+    msgs = [cb._ngl_msg for cb in view._callbacks_before_loaded]
+    last_rep = [m for m in msgs if m["methodName"] == "addRepresentation"][-1]
+    assert last_rep["args"] == ["ball+stick"] and last_rep["component_index"] == 1
+    assert "colorScheme" not in last_rep["kwargs"] and drawn.value_range is None and drawn.cmap is None
+    assert msgs[-1]["methodName"] == "autoView" and msgs[-1]["component_index"] == 1
+
+
+def test_draw_structure_refuses_bad_input_and_leaves_the_view_as_it_was(water_reference):
+    import nglview
+
+    from mlipviz.views import draw_structure
+
+    view = nglview.NGLWidget()
+    draw_structure(view, water_reference, [1.0, 2.0, 3.0], replace=True)
+    ids, archive = list(view._ngl_component_ids), list(view._ngl_msg_archive)
+    cases = [
+        ({"values": [1.0, 2.0]}, ValueError, "values has 2 entries but the structure has 3 atoms"),
+        ({"values": [1.0, 2.0, 9.0], "value_range": (0.0, 5.0)}, ValueError, "lies outside value_range"),
+        ({"value_range": (0.0, 5.0)}, ValueError, "give values with them"),
+        ({"values": [1.0, 2.0, 3.0], "cmap": "no-such-map"}, ValueError, "cmap='no-such-map' is not the name"),
+        ({"values": [1.0, 2.0, 3.0], "representation": "cartoon"}, ValueError, "representation='cartoon'"),
+        ({"values": [1.0, 2.0, 3.0], "height": 20}, ValueError, "height must be a canvas size"),
+    ]
+    for kwargs, err, match in cases:
+        with pytest.raises(err, match=match):
+            draw_structure(view, water_reference, replace=True, **kwargs)
+        assert view._ngl_component_ids == ids and view._ngl_msg_archive == archive
+    with pytest.raises(TypeError, match="view must be an nglview.NGLWidget, got VBox"):
+        draw_structure(view_structure(water_reference), water_reference)
+
+
+def _sent(view):
+    return [cb._ngl_msg for cb in view._callbacks_before_loaded]
+
+
+def _kabsch(original, drawn):
+    """The rotation R with drawn − centre ≈ (original − centre) Rᵀ, by SVD.
+
+    Kabsch, Acta Cryst. A 32, 922 (1976), doi:10.1107/S0567739476001873.
+    """
+    p, q = original - original.mean(axis=0), drawn - drawn.mean(axis=0)
+    u, _, vt = np.linalg.svd(p.T @ q)
+    d = np.sign(np.linalg.det(vt.T @ u.T))
+    return vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+
+
+def _arrows(messages):
+    """(starts, ends) of the arrows of the last addShape message, and the message's shape list."""
+    shape = [m for m in messages if m["methodName"] == "addShape"][-1]
+    items = shape["args"][1]
+    assert all(s[0] == "arrow" for s in items)
+    return np.array([s[1] for s in items]), np.array([s[2] for s in items]), items
+
+
+def test_force_arrows_start_at_the_atoms_and_turn_with_the_camera(rng):
+    import nglview
+
+    from mlipviz.views import draw_structure
+
+    atoms = molecule("CH3CH2OH")
+    forces = rng.normal(0.0, 1.5, (len(atoms), 3))
+    view = nglview.NGLWidget()
+    drawn = draw_structure(view, atoms, arrows=forces, arrow_colour="tab:green")
+    starts, ends, items = _arrows(_sent(view))
+    placed = drawn.frames[0].positions
+    rotation = _kabsch(atoms.positions, placed)
+    np.testing.assert_allclose((atoms.positions - atoms.positions.mean(0)) @ rotation.T, placed, atol=1e-9)
+    assert np.linalg.det(rotation) == pytest.approx(1.0)
+    norms = np.linalg.norm(forces, axis=1)
+    assert drawn.arrow_scale == pytest.approx(1.0 / norms.max())  # the longest arrow is 1 Å
+    np.testing.assert_allclose(starts, placed, atol=1e-9)
+    np.testing.assert_allclose(ends, placed + drawn.arrow_scale * forces @ rotation.T, atol=1e-9)
+    assert np.linalg.norm(ends - starts, axis=1).max() == pytest.approx(1.0)
+    assert [tuple(s[3]) for s in items][0] == pytest.approx(to_rgb("tab:green")) and items[0][4] > 0
+    pdb = next(m for m in _sent(view) if m["methodName"] == "loadFile")["args"][0]["data"]
+    np.testing.assert_allclose(read(io.StringIO(pdb), format="proteindatabank").positions, starts, atol=1e-3)
+    assert len(view._ngl_component_ids) == 2 and view._ngl_component_ids[1] == drawn.arrows.id
+
+    fixed = draw_structure(view, atoms, arrows=forces, arrow_scale=0.25, replace=True)
+    starts, ends, _ = _arrows(view._ngl_msg_archive)
+    np.testing.assert_allclose(np.linalg.norm(ends - starts, axis=1), 0.25 * norms, atol=1e-9)  # Å per eV/Å
+    assert fixed.arrow_scale == 0.25 and len(view._ngl_component_ids) == 2
+    assert [m["methodName"] for m in view._ngl_msg_archive].count("addShape") == 1  # the old arrows are gone
+    assert view._ngl_component_ids[1] == fixed.arrows.id
+
+
+def test_arrows_with_zero_length_are_left_out_and_the_fit_includes_the_tips(water_reference):
+    import nglview
+
+    from mlipviz.views import draw_structure
+
+    outward = water_reference.positions - water_reference.positions.mean(axis=0)
+    forces = 3.0 * outward / np.linalg.norm(outward, axis=1)[:, None]
+    forces[0] = 0.0
+    view = nglview.NGLWidget()
+    drawn = draw_structure(view, water_reference, arrows=forces, width=300, height=250)
+    starts, _, items = _arrows(_sent(view))
+    assert len(items) == 2
+    np.testing.assert_allclose(starts, drawn.frames[0].positions[1:], atol=1e-9)  # atom 0 has no force
+    clip = [m["kwargs"]["clipDist"] for m in _sent(view) if "clipDist" in m["kwargs"]][-1]
+    w, h = _ngl_view(drawn.frames, clip, 300, 250)  # the canvas NGL shows, Å
+    pos, tips = drawn.frames[0].positions, _arrows(_sent(view))[1]
+    centre = 0.5 * (pos.min(axis=0) + pos.max(axis=0))
+    reach = np.abs(np.vstack([pos, tips]) - centre).max(axis=0) + 0.3  # atoms and tips, with the atoms' radius
+    assert max(2 * reach[0] / w, 2 * reach[1] / h) == pytest.approx(FILL, rel=1e-9)  # all in, tightly
+    assert clip > fit_clip_distance(drawn.frames, 300, 250, 0.3)  # a tip sticks out: the camera steps back
+
+
+def test_view_structure_states_the_arrow_scale(water_reference):
+    box = view_structure(water_reference, values=[0.1, -0.2, 0.3], arrows=[[0, 0, 4.0], [1, 0, 0], [0, 0, 0]])
+    assert box.drawn.arrow_scale == pytest.approx(0.25)
+    assert "1 Å of arrow = 4 eV/Å" in box.children[2].value and "force" in box.children[2].value
+
+
+def test_arrows_and_values_per_frame_follow_the_view_frame(water_reference, rng):
+    frames = []
+    for k in range(4):
+        f = water_reference.copy()
+        f.positions += rng.normal(0, 0.05, f.positions.shape)
+        frames.append(f)
+    forces = rng.normal(0, 1.0, (4, 3, 3))
+    values = rng.uniform(-1.0, 2.0, (4, 3))
+    box = view_structure(frames, values=values, arrows=forces, show_values=False)
+    m = np.abs(values).max()
+    assert box.drawn.value_range == (-m, m) and box.drawn.arrow_scale == pytest.approx(
+        1 / np.linalg.norm(forces, axis=2).max())
+    assert box.children[1].value == colour_legend(-m, m, "value", "eV", cmap=COLOR_SCALE)
+    faced = face_camera(frames)
+    rotation = _kabsch(frames[0].positions, faced[0].positions)
+    for k in (2, 3, 1):
+        box.view.frame = k
+        assert box.drawn.frame == k
+        starts, ends, _ = _arrows(box.view._ngl_msg_archive)
+        np.testing.assert_allclose(starts, faced[k].positions, atol=1e-9)  # frame k's atoms
+        np.testing.assert_allclose(ends - starts, box.drawn.arrow_scale * forces[k] @ rotation.T, atol=1e-9)
+        pdb = next(x for x in box.view._ngl_msg_archive if x["methodName"] == "loadFile")["args"][0]["data"]
+        back = read(io.StringIO(pdb), format="proteindatabank")
+        np.testing.assert_allclose(back.get_array("bfactor"), scale_to_bfactor(values[k], value_range=(-m, m))[0],
+                                   atol=0.006)
+        np.testing.assert_allclose(back.positions, faced[k].positions, atol=1e-3)
+        assert len(box.view._ngl_component_ids) == 2
+
+
+def test_draw_structure_draws_the_frame_asked_for(water_reference):
+    import nglview
+
+    from mlipviz.views import draw_structure
+
+    frames = [water_reference.copy() for _ in range(3)]
+    frames[2].positions[1] += [0.3, 0.0, 0.0]
+    values = np.array([[1.0, 2.0, 3.0], [2.0, 2.0, 2.0], [5.0, 1.0, 4.0]])
+    view = nglview.NGLWidget()
+    drawn = draw_structure(view, frames, values, frame=2, show_values=False)
+    assert drawn.frame == 2 and drawn.value_range == (1.0, 5.0)
+    pdb = next(m for m in _sent(view) if m["methodName"] == "loadFile")["args"][0]["data"]
+    back = read(io.StringIO(pdb), format="proteindatabank")
+    np.testing.assert_allclose(back.get_array("bfactor"), -99 + 198 * (values[2] - 1.0) / 4.0, atol=0.006)
+    np.testing.assert_allclose(back.get_all_distances(), frames[2].get_all_distances(), atol=2e-3)
+    assert view.max_frame == 2
+
+
+def test_per_frame_input_is_refused_by_name(water_reference):
+    import nglview
+
+    from mlipviz.views import draw_structure
+
+    frames = [water_reference.copy() for _ in range(4)]
+    view = nglview.NGLWidget()
+    nan = np.zeros((3, 3))
+    nan[1, 2] = np.nan
+    cases = [
+        ({"values": np.zeros((3, 3))}, ValueError, r"values has shape \(3, 3\) but the structure has 4 frame"),
+        ({"values": np.where(np.eye(4, 3) > 0, np.inf, 0.0)}, ValueError, r"values\[0, 0\] is inf"),
+        ({"values": np.full((4, 3), 6.0), "value_range": (0, 5)}, ValueError, r"values\[0, 0\] = 6.0 lies outside"),
+        ({"values": np.zeros((4, 3, 1))}, ValueError, r"values has shape \(4, 3, 1\)"),
+        ({"arrows": np.zeros((3, 2))}, ValueError, r"arrows has shape \(3, 2\).*give \(3, 3\)"),
+        ({"arrows": np.zeros((2, 3, 3))}, ValueError, r"arrows has shape \(2, 3, 3\)"),
+        ({"arrows": nan}, ValueError, r"arrows has NaN or infinite components \(atom index\(es\) \[1\]\)"),
+        ({"arrows": np.stack([np.zeros((3, 3)), nan, nan, nan])}, ValueError, r"frame 1, atom index\(es\) \[1\]"),
+        ({"arrows": np.ones((3, 3)), "arrow_scale": -1.0}, ValueError, "arrow_scale must be a positive length"),
+        ({"arrows": np.ones((3, 3)), "arrow_scale": np.nan}, ValueError, "arrow_scale must be a finite number"),
+        ({"arrow_scale": 1.0}, ValueError, "give arrows with it"),
+        ({"arrows": np.ones((3, 3)), "arrow_colour": "no-such"}, ValueError, "arrow_colour='no-such' is not"),
+        ({"frame": 4}, ValueError, r"frame=4 is not a frame of the structure \(0..3\)"),
+        ({"frame": 1.0}, TypeError, "frame must be an integer"),
+    ]
+    for kwargs, err, match in cases:
+        with pytest.raises(err, match=match):
+            draw_structure(view, frames, **kwargs)
+        assert view._ngl_component_ids == []
+    with pytest.raises(ValueError, match=r"arrows has shape \(4, 3\)"):
+        view_structure(water_reference, arrows=np.zeros((4, 3)))

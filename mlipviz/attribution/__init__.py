@@ -2,7 +2,8 @@
 
 Integrated Gradients on positions (adaptive quadrature, in-distribution baselines, a path check against the
 training data), IG on the atom-type embedding, saliency (|force|), the model's own energy decomposition, and
-sanity checks (completeness, model randomisation, symmetry); n-body (pair and triplet) relevance by GNN-LRP.
+sanity checks (completeness, model randomisation, symmetry); n-body (pair and triplet) relevance by GNN-LRP;
+attributions of a projected force, and of the frames before an MD failure.
 """
 
 from .baselines import (
@@ -16,6 +17,8 @@ from .baselines import (
 from .decomposition import binding_contributions
 from .distribution import DistanceRanges, OutOfDistributionWarning, PathCheck, distance_ranges, path_check
 from .embedding import embedding_attributions
+from .failure import FailureAttribution, failure_attribution
+from .force import FORCE_METHODS, ForceAttribution, force_attributions, projected_force_function
 from .integrated_gradients import AttributionResult, CompletenessWarning, integrated_gradients
 from .model_function import energy_function
 from .nbody import (NBodyRelevance, WalkRelevance, nbody_relevance, pair_relevance, triplet_relevance,
@@ -33,6 +36,12 @@ from .sanity import (
 )
 
 __all__ = [
+    "FORCE_METHODS",
+    "FailureAttribution",
+    "ForceAttribution",
+    "failure_attribution",
+    "force_attributions",
+    "projected_force_function",
     "AttributionResult",
     "CompletenessCheck",
     "CompletenessWarning",

@@ -9,8 +9,8 @@ one (:data:`SEQUENTIAL_SCALE`); NGL receives the colour stops of the same matplo
 NGL's ``autoView`` places the camera ``clipDist`` (10 Å by default) beyond the distance that fits the
 molecule, which draws a small molecule small in an empty canvas. :func:`fit_clip_distance` computes the
 ``clipDist`` that makes the molecule fill a chosen fraction of a canvas of known size, and the view is fitted
-after loading. nglview and ipywidgets are imported inside the functions, so the rest of mlipviz runs without
-Jupyter.
+after loading. :mod:`mlipviz.views.draw` draws with these pieces, into an existing NGLWidget or a new one; nglview and
+ipywidgets are imported inside the functions, so the rest of mlipviz runs without Jupyter.
 
 References:
     Rose et al., Bioinformatics 34, 3755 (2018), doi:10.1093/bioinformatics/bty419 (NGL Viewer).
@@ -36,7 +36,6 @@ __all__ = [
     "fit_clip_distance",
     "scale_to_bfactor",
     "visible_half_height",
-    "view_structure",
 ]
 
 #: Diverging map for signed values (ColorBrewer RdYlBu: red for negative, blue for positive), matplotlib name.
@@ -57,34 +56,46 @@ LABEL_PX = 16
 NGL_GLYPH_HEIGHT = 0.23
 
 
-def scale_to_bfactor(values, symmetric: bool | None = None) -> tuple[np.ndarray, tuple[float, float]]:
+def scale_to_bfactor(values, symmetric: bool | None = None,
+                     value_range: tuple[float, float] | None = None) -> tuple[np.ndarray, tuple[float, float]]:
     """Map per-atom values linearly onto [-99, 99].
 
     Args:
         values: (n_atoms,) finite values, any unit.
         symmetric: Centre the scale on zero (default: when the values have both signs).
+        value_range: The true values ``(low, high)`` at the ends of the scale, in the values' unit, e.g. one range
+            shared by the structures of a dataset so that colours compare across them; every value must lie in it.
+            Default: the values' own range.
 
     Returns:
         ``(scaled, (low, high))``: scaled values and the true values at the ends of the scale.
 
     Raises:
-        ValueError: for non-finite values or a non 1-D array.
+        ValueError: for non-finite values, a non 1-D array, a bad ``value_range`` or values outside it, or both
+            ``symmetric`` and ``value_range``.
     """
     v = np.asarray(values, dtype=float)
     if v.ndim != 1 or v.size == 0:
         raise ValueError(f"values must be a non-empty 1-D array with one value per atom, got shape {v.shape}.")
     if not np.all(np.isfinite(v)):
         raise ValueError(f"values contain NaN or infinity at atom index(es) {np.where(~np.isfinite(v))[0].tolist()}.")
-    if symmetric is None:
-        symmetric = bool(v.min() < 0 < v.max())
-    if symmetric:
+    if value_range is not None:
+        if symmetric is not None:
+            raise ValueError("give symmetric or value_range, not both: value_range fixes the whole scale.")
+        low, high = _check_range(value_range)
+        outside = np.flatnonzero((v < low) | (v > high))
+        if outside.size:
+            raise ValueError(f"values[{outside[0]}] = {float(v[outside[0]])!r} lies outside value_range "
+                             f"({low!r}, {high!r}).")
+    elif symmetric or symmetric is None and v.min() < 0 < v.max():
         m = float(np.abs(v).max()) or 1.0
         return BFACTOR_LIMIT * (v / m), (-m, m)  # |v / m| <= 1: no overflow for any finite values
-    low, high = float(v.min()), float(v.max())
-    if high == low:
-        big = np.finfo(float).max
-        d = 0.5 * max(1.0, abs(low))
-        low, high = float(max(low - d, -big)), float(min(high + d, big))
+    else:  # one-signed: from the minimum to the maximum
+        low, high = float(v.min()), float(v.max())
+        if high == low:
+            big = np.finfo(float).max
+            d = 0.5 * max(1.0, abs(low))
+            low, high = float(max(low - d, -big)), float(min(high + d, big))
     # Halves first, so that high − low cannot overflow (e.g. for ±1e308).
     frac = (v / 2 - low / 2) / (high / 2 - low / 2)
     return -BFACTOR_LIMIT + 2 * BFACTOR_LIMIT * frac, (low, high)
@@ -94,6 +105,17 @@ def _finite_number(x, name: str) -> float:
     if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) or not np.isfinite(x):
         raise ValueError(f"{name} must be a finite number, got {x!r}.")
     return float(x)
+
+
+def _check_range(value_range) -> tuple[float, float]:
+    try:
+        low, high = value_range
+    except (TypeError, ValueError):
+        raise ValueError(f"value_range must be a pair (low, high), got {value_range!r}.") from None
+    low, high = _finite_number(low, "value_range[0]"), _finite_number(high, "value_range[1]")
+    if not low < high:
+        raise ValueError(f"value_range must have low < high, got {value_range!r}.")
+    return low, high
 
 
 def _default_scale(low: float, high: float) -> str:
@@ -238,91 +260,10 @@ def fit_clip_distance(frames: list[Atoms], width: int, height: int, margin: floa
 
 
 def _atom_radius(frames: list[Atoms], representation: str) -> float:
-    """Largest drawn atom radius, Å (van der Waals for space filling; NGL's ball+stick spheres are smaller than 0.3 Å)."""
+    """Largest drawn atom radius, Å: van der Waals for space filling; 0.3 Å bounds NGL's ball+stick spheres."""
     from ase.data import vdw_radii
 
     if representation in ("spacefill", "surface"):
         r = vdw_radii[np.unique(frames[0].numbers)]
         return float(np.nanmax(np.where(np.isnan(r), 2.0, r)))
     return 0.3
-
-
-def view_structure(
-    structure: Atoms | list[Atoms],
-    values=None,
-    label: str = "value",
-    unit: str = "eV",
-    symmetric: bool | None = None,
-    show_values: bool = True,
-    representation: str = "ball+stick",
-    width: int = 640,
-    height: int = 420,
-):
-    """An nglview widget of a structure or trajectory, optionally coloured by per-atom values, fitted to the canvas.
-
-    Args:
-        structure: One structure or a list of frames (a trajectory; the player walks through them), Å.
-        values: (n_atoms,) per-atom values (e.g. attributions in eV), or None for element colours.
-        label: What the values are, for the legend.
-        unit: Their unit, for the legend.
-        symmetric: Centre the colour scale on zero with a diverging map (default: when values have both signs);
-            otherwise the values span a sequential map from their minimum to their maximum.
-        show_values: Write each atom's value next to it.
-        representation: NGL representation, one of :data:`REPRESENTATIONS`.
-        width, height: Canvas size, pixels.
-
-    Returns:
-        An ``ipywidgets.VBox`` holding the view and, with values, the legend; ``.view`` is the NGLWidget.
-
-    Raises:
-        TypeError, ValueError: for bad frames (see :func:`check_frames`), an unknown representation, a bad
-            canvas size, or values that do not match the atoms.
-    """
-    frames = check_frames(structure)
-    if representation not in REPRESENTATIONS:
-        raise ValueError(f"representation={representation!r} is not one of {REPRESENTATIONS}.")
-    for name, px in (("width", width), ("height", height)):
-        if isinstance(px, bool) or not isinstance(px, (int, np.integer)) or not 50 <= px <= 10000:
-            raise ValueError(f"{name} must be a canvas size of 50 to 10000 pixels, got {px!r}.")
-    if values is not None:
-        scaled, (low, high) = scale_to_bfactor(values, symmetric)
-        if len(scaled) != len(frames[0]):
-            raise ValueError(f"values has {len(scaled)} entries but the structure has {len(frames[0])} atoms.")
-        cmap = COLOR_SCALE if low < 0 < high and low == -high else SEQUENTIAL_SCALE
-
-    import ipywidgets as widgets
-    import nglview
-
-    frames = face_camera(frames)
-    first = frames[0]
-    radius = _atom_radius(frames, representation)
-    margin = radius  # room for the drawn atoms (value labels sit on them), Å
-    children = []
-    if values is not None:
-        first.set_array("bfactor", scaled)
-    view = nglview.show_asetraj(frames) if len(frames) > 1 else nglview.show_ase(first)
-    view._view_width, view._view_height = f"{width}px", f"{height}px"  # read by the front end when it draws
-    view.clear_representations()
-    if values is None:
-        view.add_representation(representation)
-    else:
-        view.add_representation(
-            representation, colorScheme="bfactor", colorScale=colour_stops(cmap), colorMode="rgb",
-            colorDomain=[-BFACTOR_LIMIT, BFACTOR_LIMIT],
-        )
-        if show_values:  # labels float just in front of the atoms, LABEL_PX pixels tall whatever the molecule
-            text_size = LABEL_PX * 2 * visible_half_height(frames, width, height, margin) / height / NGL_GLYPH_HEIGHT
-            view.add_representation(
-                "label", labelType="text", labelText=[f"{v:.3g}" for v in np.asarray(values, float)],
-                radiusType="size", radiusSize=text_size, radiusScale=1.0,
-                color="black", zOffset=radius + 0.2, attachment="middle-center",
-                showBackground=True, backgroundColor="white", backgroundOpacity=0.7,
-            )
-        legend = colour_legend(low, high, label, unit, cmap=cmap)
-        children.append(widgets.Image(value=legend, format="png", layout=widgets.Layout(width="450px")))
-    view.camera = "orthographic"
-    view.stage.set_parameters(clip_dist=fit_clip_distance(frames, width, height, margin))
-    view.center()  # NGL autoView, after loading: fits the molecule with the clip distance above
-    box = widgets.VBox([view, *children])
-    box.view = view
-    return box

@@ -2,7 +2,9 @@
 
 Moving the player's frame (its play button or slider) moves a marker on every plot, and a slider under the plots
 moves the 3D view: both follow one frame index. The plots are matplotlib figures redrawn into an ipywidgets
-``Output``, so they work in JupyterLab, Binder and a static export alike.
+``Output``, so they work in JupyterLab, Binder and a static export alike. Per-atom values per frame (e.g. an
+uncertainty along the run) colour the atoms of the frame shown, on one colour scale over all frames with one
+legend: the view draws the frame again as it changes (see :mod:`mlipviz.views.draw`).
 """
 
 from __future__ import annotations
@@ -23,17 +25,24 @@ class MDPlayer:
         series: {title: (values (n_frames,), unit)} drawn in the plots.
         frame: The frame shown now.
         markers: The marker line of each plot (its x is the time of the frame shown).
+        atom_values: (n_frames, n_atoms) values colouring the atoms, or None (element colours).
+        value_range: The true values ``(low, high)`` at the ends of their colour scale (all frames); None without.
+        legend: The ``ipywidgets.Image`` of that scale; None without values.
     """
 
-    def __init__(self, frames, time_fs, series: dict, width: int, height: int):
+    def __init__(self, frames, time_fs, series: dict, width: int, height: int, atom_values=None,
+                 atom_label: str = "value", atom_unit: str = "eV", show_values: bool = False):
         import ipywidgets as widgets
         import matplotlib.pyplot as plt
 
-        from .ngl import view_structure
+        from .draw import view_structure
 
         self.time_fs, self.series, self.frame = time_fs, series, 0
-        box = view_structure(frames, width=width, height=height)
-        self.view = box.view
+        box = view_structure(frames, atom_values, label=atom_label, unit=atom_unit, show_values=show_values,
+                             width=width, height=height)  # with values per frame it redraws as view.frame moves
+        self.view, self.atom_values = box.view, atom_values
+        self.value_range = box.drawn.value_range
+        self.legend = box.children[1] if atom_values is not None else None
         self.output = widgets.Output(layout={"width": f"{max(360, width)}px"})
         self.slider = widgets.IntSlider(0, min=0, max=len(frames) - 1, description="frame", continuous_update=True,
                                         layout={"width": f"{max(360, width)}px"})
@@ -85,7 +94,8 @@ class MDPlayer:
 
 
 def md_player(frames, time_fs=None, energy_eV=None, temperature_K=None, bonds=None, series: dict | None = None,
-              width: int = 420, height: int = 380) -> MDPlayer:
+              width: int = 420, height: int = 380, atom_values=None, atom_label: str = "value",
+              atom_unit: str = "eV", show_values: bool = False) -> MDPlayer:
     """The trajectory in nglview beside its energy, temperature and bond-length plots, at one shared frame.
 
     Args:
@@ -96,12 +106,19 @@ def md_player(frames, time_fs=None, energy_eV=None, temperature_K=None, bonds=No
         bonds: Pairs (i, j) whose lengths to plot, Å (default: none).
         series: More {title: (values (n_frames,), unit)} to plot.
         width, height: 3D canvas size, pixels.
+        atom_values: (n_frames, n_atoms) finite per-atom values of each frame (e.g. an atom's force uncertainty,
+            eV/Å), colouring the atoms of the frame shown; one colour scale spans all frames (diverging about
+            zero for values of both signs, else from their minimum to their maximum), with one legend.
+        atom_label: What the values are, for the legend.
+        atom_unit: Their unit, for the legend.
+        show_values: Write each atom's value next to it.
 
     Returns:
         An :class:`MDPlayer` (display it, or its ``.widget``).
 
     Raises:
-        ValueError: naming a series whose length is not the number of frames, or a bond outside the atoms.
+        ValueError: naming a series whose length is not the number of frames, a bond outside the atoms, or
+            ``atom_values`` of another shape than (n_frames, n_atoms) or with a value that is not finite.
     """
     from .ngl import check_frames
 
@@ -127,4 +144,21 @@ def md_player(frames, time_fs=None, energy_eV=None, temperature_K=None, bonds=No
     for title, (values, _unit) in plots.items():
         if np.shape(values) != (n,):
             raise ValueError(f"series {title!r} has shape {np.shape(values)}; the trajectory has {n} frames.")
-    return MDPlayer(frames, time_fs, plots, width, height)
+    if atom_values is not None:
+        atom_values = _check_atom_values(atom_values, n, len(frames[0]))
+    return MDPlayer(frames, time_fs, plots, width, height, atom_values, atom_label, atom_unit, show_values)
+
+
+def _check_atom_values(atom_values, n_frames: int, n_atoms: int) -> np.ndarray:
+    try:
+        v = np.asarray(atom_values, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"atom_values must be numbers, shape ({n_frames}, {n_atoms}).") from None
+    if v.shape != (n_frames, n_atoms):
+        raise ValueError(f"atom_values has shape {v.shape}; give ({n_frames}, {n_atoms}): one value per atom for "
+                         f"each of the {n_frames} frames.")
+    bad = np.argwhere(~np.isfinite(v))
+    if len(bad):
+        k, i = bad[0]
+        raise ValueError(f"atom_values[{k}, {i}] is {v[k, i]} (not finite; {len(bad)} such value(s)).")
+    return v
