@@ -1,18 +1,20 @@
-"""End-to-end browser test: run a notebook in real JupyterLab and Chromium.
+"""End-to-end browser test: run every notebook that shows a widget in real JupyterLab and Chromium.
 
-The test starts JupyterLab as a subprocess, opens a notebook in headless
+For each such notebook, the test starts (once) JupyterLab as a subprocess, opens the notebook in headless
 Chromium through Playwright, runs all cells, and then checks that
 
 * every code cell executed without an error output or traceback,
 * the browser logged no JavaScript error (widget errors in particular),
-* the page shows no "Error displaying widget" / "not registered" text, and
-* the nglview canvas actually drew something (its pixels are not uniform).
+* the page shows no "Error displaying widget" / "not registered" text,
+* an nglview canvas actually drew something (its pixels are not uniform), and
+* where the notebook shows a dataset explorer, a click on a point of its scatter plot selects that structure:
+  the explorer's label names it and the 3D view beside the plot draws something else.
 
-Screenshots land in ``build/screenshots/`` for a human to look at.
+Screenshots land in ``build/screenshots/`` for a human to look at (``explorer.png`` is the README's picture).
 
 Environment variables:
-    MLIPVIZ_BROWSER_NOTEBOOK: Notebook to open, relative to the repository root
-        (default: :data:`NOTEBOOK`).
+    MLIPVIZ_BROWSER_NOTEBOOK: Test only this notebook, relative to the repository root (default: every
+        notebook whose code shows a widget, see :func:`widget_notebooks`).
     MLIPVIZ_CHROMIUM: Chromium executable (default: ``/usr/bin/chromium``).
 
 The test is skipped only when Chromium or Playwright is missing; ``make test``
@@ -61,8 +63,9 @@ if not os.access(CHROMIUM, os.X_OK):
         allow_module_level=True,
     )
 
-NOTEBOOK = "notebooks/05_interpretation.ipynb"
 NOTEBOOK_ENV = "MLIPVIZ_BROWSER_NOTEBOOK"
+# A notebook whose code holds one of these shows a widget, and is run in the browser.
+WIDGET_MARKERS = ("view_structure", "view_pair_values", "md_player", "mlipviz.widgets", "nglview", "ipywidgets")
 SCREENSHOT_DIR = REPO_ROOT / "build" / "screenshots"
 
 # These flags make headless Chromium draw WebGL with software rendering (SwiftShader).
@@ -226,18 +229,26 @@ class BrowserLog:
         return "\n".join(f"{kind}: {text} [{url}]" for kind, text, url in self.entries)
 
 
-def notebook_path() -> str:
-    """Returns the notebook to test, relative to the repository root.
+def widget_notebooks() -> list[str]:
+    """Returns the notebooks to test, relative to the repository root.
 
     Returns:
-        ``$MLIPVIZ_BROWSER_NOTEBOOK`` if set, else :data:`NOTEBOOK`, as a
-        POSIX path relative to :data:`REPO_ROOT`.
+        ``[$MLIPVIZ_BROWSER_NOTEBOOK]`` if set, else every ``notebooks/NN_*.ipynb`` whose code cells hold one of
+        :data:`WIDGET_MARKERS`, as POSIX paths relative to :data:`REPO_ROOT`.
     """
-    raw = os.environ.get(NOTEBOOK_ENV) or NOTEBOOK
-    path = Path(raw)
-    if path.is_absolute():
-        path = path.resolve().relative_to(REPO_ROOT)
-    return path.as_posix()
+    raw = os.environ.get(NOTEBOOK_ENV)
+    if raw:
+        path = Path(raw)
+        if path.is_absolute():
+            path = path.resolve().relative_to(REPO_ROOT)
+        return [path.as_posix()]
+    found = []
+    for notebook in sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(notebook.read_text())["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        if any(marker in code for marker in WIDGET_MARKERS):
+            found.append(notebook.relative_to(REPO_ROOT).as_posix())
+    return found
 
 
 def find_free_port() -> int:
@@ -704,22 +715,105 @@ def wait_for_canvas(page: Any, log: BrowserLog) -> Any:
     )
 
 
-@pytest.mark.browser
-def test_notebook_runs_and_nglview_draws(
-    lab_server: LabServer, browser_page: tuple[Any, BrowserLog]
-) -> None:
-    """Runs the notebook in JupyterLab and checks the nglview widget draws.
+JS_SHUTDOWN_KERNEL = _JS_FIND_PANEL + """
+async (path) => {
+  const panel = findPanel(path);
+  if (panel) { await panel.sessionContext.shutdown(); }
+  return true;
+}
+"""
+
+# The dataset explorer's parts (see mlipviz.widgets.DatasetExplorer): its bqplot figure, its 3D view and the
+# label that names the picked structure.
+EXPLORER_SCATTER = ".mlipviz-explorer-scatter"
+EXPLORER_VIEW = ".mlipviz-explorer-view"
+EXPLORER_LABEL = ".mlipviz-explorer-label"
+EXPLORER_WIDGET = ".mlipviz-explorer"
+# bqplot draws each scatter point as an SVG path of class "dot".
+EXPLORER_DOT = "path.dot"
+SELECTION_TIMEOUT_S = 30.0
+# Mean absolute RGB change above which two screenshots of the 3D view count as different pictures.
+MIN_VIEW_CHANGE = 0.5
+
+
+def image_difference(before: bytes, after: bytes) -> float:
+    """Mean absolute RGB difference of two PNG screenshots of the same element (0 when identical).
 
     Args:
+        before: PNG bytes.
+        after: PNG bytes.
+
+    Returns:
+        The mean |ΔRGB| over the overlapping pixels, in 0–255 units.
+    """
+    from PIL import Image
+
+    with Image.open(io.BytesIO(before)) as a, Image.open(io.BytesIO(after)) as b:
+        x, y = np.asarray(a.convert("RGB"), dtype=float), np.asarray(b.convert("RGB"), dtype=float)
+    h, w = min(x.shape[0], y.shape[0]), min(x.shape[1], y.shape[1])
+    return float(np.abs(x[:h, :w] - y[:h, :w]).mean())
+
+
+def check_explorer_click(page: Any, log: BrowserLog) -> str | None:
+    """Clicks a point of the first dataset explorer's scatter and checks the selection reaches the 3D view.
+
+    Args:
+        page: The Playwright page showing the executed notebook.
+        log: The browser log, quoted in failure messages.
+
+    Returns:
+        A one-line summary, or None when the notebook shows no explorer.
+    """
+    figures = page.locator(EXPLORER_SCATTER)
+    if figures.count() == 0:
+        return None
+    explorer = page.locator(EXPLORER_WIDGET).first
+    explorer.scroll_into_view_if_needed(timeout=5000)
+    label = page.locator(EXPLORER_LABEL).first
+    canvas = page.locator(f"{EXPLORER_VIEW} canvas").first
+    page.wait_for_timeout(RENDER_SETTLE_S * 1000)
+    before_label, before_png = label.inner_text(), canvas.screenshot(timeout=30_000)
+    dots = figures.first.locator(EXPLORER_DOT)
+    n_dots = dots.count()
+    assert n_dots >= 2, f"the explorer's scatter shows {n_dots} points ({EXPLORER_DOT!r}); expected one per structure"
+    # The point farthest from the first in document order: another structure than the one shown at start.
+    dots.nth(n_dots - 1).click(force=True, timeout=10_000)
+    deadline = time.monotonic() + SELECTION_TIMEOUT_S
+    while label.inner_text() == before_label and time.monotonic() < deadline:
+        time.sleep(POLL_INTERVAL_S)
+    after_label = label.inner_text()
+    assert after_label != before_label, (
+        f"clicking a scatter point left the explorer's label at {before_label!r} for {SELECTION_TIMEOUT_S:.0f} s"
+        f"\n--- browser console ---\n{log.dump()}")
+    page.wait_for_timeout(RENDER_SETTLE_S * 1000)
+    after_png = canvas.screenshot(timeout=30_000)
+    change = image_difference(before_png, after_png)
+    explorer.screenshot(path=str(SCREENSHOT_DIR / "explorer.png"), timeout=30_000)
+    assert change > MIN_VIEW_CHANGE, (
+        f"the explorer's 3D view did not change after the click (mean |ΔRGB| {change:.2f}); see "
+        f"{SCREENSHOT_DIR / 'explorer.png'}")
+    assert canvas_pixel_std(after_png) > MIN_CANVAS_STD, "the explorer's 3D view is blank after the click"
+    return f"explorer: {before_label!r} -> {after_label!r}, 3D view mean |ΔRGB| {change:.1f}"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("path", widget_notebooks())
+def test_notebook_runs_and_widgets_draw(
+    path: str, lab_server: LabServer, browser_page: tuple[Any, BrowserLog]
+) -> None:
+    """Runs a notebook in JupyterLab; checks its widgets render, nglview draws and the explorer answers clicks.
+
+    Args:
+        path: The notebook, relative to the repository root.
         lab_server: The running JupyterLab server.
         browser_page: The Chromium page and its console log.
     """
     page, log = browser_page
-    path = notebook_path()
     assert (REPO_ROOT / path).is_file(), f"Notebook {path} does not exist (see ${NOTEBOOK_ENV})"
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    page_shot = SCREENSHOT_DIR / f"browser_{Path(path).stem}.png"
-    canvas_shot = SCREENSHOT_DIR / "nglview_canvas.png"
+    stem = Path(path).stem
+    page_shot = SCREENSHOT_DIR / f"browser_{stem}.png"
+    canvas_shot = SCREENSHOT_DIR / f"nglview_canvas_{stem}.png"
 
     started = time.monotonic()
     page.goto(
@@ -734,16 +828,20 @@ def test_notebook_runs_and_nglview_draws(
         page.wait_for_timeout(RENDER_SETTLE_S * 1000)
         canvas.scroll_into_view_if_needed(timeout=5000)
         png = canvas.screenshot(path=str(canvas_shot), timeout=30_000)
+        clicked = check_explorer_click(page, log)
         problems = widget_problems(page, log)
     finally:
         save_page_screenshot(page, page_shot)
+        with contextlib.suppress(sync_api.Error):  # free the kernel's memory before the next notebook
+            page.evaluate(JS_SHUTDOWN_KERNEL, path)
     elapsed = time.monotonic() - started
 
     assert not problems, f"Widget problems after rendering (see {page_shot}):\n" + "\n".join(
         problems
     )
     std = canvas_pixel_std(png)
-    print(f"\n[browser] {path}: ran in {elapsed:.1f} s, nglview canvas RGB std = {std:.2f}")
+    print(f"\n[browser] {path}: ran in {elapsed:.1f} s, nglview canvas RGB std = {std:.2f}"
+          + (f"; {clicked}" if clicked else ""))
     assert (
         std > MIN_CANVAS_STD
     ), f"nglview canvas looks blank: RGB std {std:.2f} <= {MIN_CANVAS_STD} (see {canvas_shot})"
