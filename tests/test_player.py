@@ -129,7 +129,7 @@ def test_without_atom_values_the_view_is_drawn_once(frames):
 
 @pytest.mark.parametrize(
     ("atom_values", "match"),
-    [(np.zeros((5, 3)), r"atom_values has shape \(5, 3\); give \(6, 3\)"),
+    [(np.zeros((5, 3)), r"atom_values has shape \(5, 3\) but the structure has 6 frame\(s\) of 3 atoms; give \(6, 3\)"),
      (np.zeros((6, 4)), r"atom_values has shape \(6, 4\)"),
      (np.zeros(3), r"atom_values has shape \(3,\)"),
      (np.where(np.arange(18).reshape(6, 3) == 7, np.nan, 1.0), r"atom_values\[2, 1\] is nan"),

@@ -66,6 +66,17 @@ class DrawnStructure:
     arrow_scale: float | None = None
 
 
+def check_frame_values(v: np.ndarray, n_frames: int, n_atoms: int, name: str, hint: str) -> None:
+    """Refuse per-frame per-atom values ``v`` unless of shape (n_frames, n_atoms) and finite, naming ``name``."""
+    if v.shape != (n_frames, n_atoms):
+        raise ValueError(f"{name} has shape {v.shape} but the structure has {n_frames} frame(s) of {n_atoms} atoms; "
+                         f"{hint}")
+    bad = np.argwhere(~np.isfinite(v))
+    if len(bad):
+        k, i = bad[0]
+        raise ValueError(f"{name}[{k}, {i}] is {v[k, i]} (not finite; {len(bad)} such value(s)).")
+
+
 def _per_frame_values(values, n_frames: int, n_atoms: int, symmetric, value_range):
     """(n_frames, n_atoms) checked values and scaled B-factors, the colour range, and whether they vary by frame."""
     try:
@@ -77,13 +88,8 @@ def _per_frame_values(values, n_frames: int, n_atoms: int, symmetric, value_rang
         if len(scaled) != n_atoms:
             raise ValueError(f"values has {len(scaled)} entries but the structure has {n_atoms} atoms.")
         return np.broadcast_to(v, (n_frames, n_atoms)), np.broadcast_to(scaled, (n_frames, n_atoms)), value_range, False
-    if v.shape != (n_frames, n_atoms):
-        raise ValueError(f"values has shape {v.shape} but the structure has {n_frames} frame(s) of {n_atoms} atoms; "
-                         f"give ({n_atoms},) values for every frame or ({n_frames}, {n_atoms}), one row per frame.")
-    bad = np.argwhere(~np.isfinite(v))
-    if len(bad):
-        k, i = bad[0]
-        raise ValueError(f"values[{k}, {i}] is {v[k, i]} (not finite; {len(bad)} such value(s)).")
+    check_frame_values(v, n_frames, n_atoms, "values", f"give ({n_atoms},) values for every frame or "
+                       f"({n_frames}, {n_atoms}), one row per frame.")
     if value_range is not None:
         low, high = _check_range(value_range)
         outside = np.argwhere((v < low) | (v > high))

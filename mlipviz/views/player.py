@@ -150,15 +150,12 @@ def md_player(frames, time_fs=None, energy_eV=None, temperature_K=None, bonds=No
 
 
 def _check_atom_values(atom_values, n_frames: int, n_atoms: int) -> np.ndarray:
+    from .draw import check_frame_values
+
     try:
         v = np.asarray(atom_values, dtype=float)
     except (TypeError, ValueError):
         raise ValueError(f"atom_values must be numbers, shape ({n_frames}, {n_atoms}).") from None
-    if v.shape != (n_frames, n_atoms):
-        raise ValueError(f"atom_values has shape {v.shape}; give ({n_frames}, {n_atoms}): one value per atom for "
-                         f"each of the {n_frames} frames.")
-    bad = np.argwhere(~np.isfinite(v))
-    if len(bad):
-        k, i = bad[0]
-        raise ValueError(f"atom_values[{k}, {i}] is {v[k, i]} (not finite; {len(bad)} such value(s)).")
+    check_frame_values(v, n_frames, n_atoms, "atom_values", f"give ({n_frames}, {n_atoms}): one value per atom for "
+                       f"each of the {n_frames} frames.")
     return v
