@@ -12,6 +12,7 @@ __all__ = [
     "CAMPAIGN_DATASETS",
     "DATA_DIR",
     "campaign_dataset_path",
+    "rmd17_ensemble_dir",
     "water_dataset_path",
     "water_ensemble_dir",
     "water_model_dir",
@@ -38,6 +39,12 @@ def water_ensemble_dir() -> Path:
     """The embedded deep ensemble of PaiNN potentials (same data, split and level as :func:`water_model_dir`),
     calibrated on the validation split; load it with :func:`mlipviz.potential.load_ensemble`."""
     return DATA_DIR / "models" / "painn_water_ensemble"
+
+
+def rmd17_ensemble_dir(molecule: str = "ethanol") -> Path:
+    """The embedded deep ensemble of PaiNN potentials trained on rMD17 ``molecule`` (PBE/def2-SVP, split 01);
+    load it with :func:`mlipviz.potential.load_ensemble`. Only ethanol is shipped."""
+    return DATA_DIR / "models" / f"painn_rmd17_{molecule}_ensemble"
 
 
 def campaign_dataset_path(name: str) -> Path:

@@ -46,6 +46,7 @@ from ..reference.levels import get_level
 from ..structure_io import load_images
 from .bias import MeanSignedError, refit_energy_offset, split_errors
 from .chemistry import elements_of
+from .distributed import SyncedTask, trainer_placement
 from .files import check_state_dict
 from .model import ModelConfig, build_model, load_model, save_model
 from .provenance import data_file_name, dataset_sha256, levels_in, require_level
@@ -185,6 +186,8 @@ def train_potential(
     split: Mapping | None = None,
     init_from: str | Path | Mapping | None = None,
     callbacks: list[pl.Callback] | None = None,
+    devices: int = 1,
+    num_nodes: int = 1,
 ) -> TrainResult:
     """Train a potential on ``level`` labels.
 
@@ -212,6 +215,10 @@ def train_potential(
             architecture, or a state_dict.
         callbacks: Extra Lightning callbacks (for example :class:`mlipviz.widgets.TrainingMonitor`, a live
             plot in a notebook); they see every validation epoch's ``val_*`` metrics.
+        devices: Processes per node (GPUs on a GPU node); more than one process trains with Lightning's DDP
+            (see :mod:`mlipviz.potential.distributed`, which also shows a SLURM launch). Only rank 0 then refits
+            the offset, measures the errors and saves; the other ranks return the bare trained network.
+        num_nodes: Nodes, for DDP across machines.
 
     Returns:
         A :class:`TrainResult`. ``config.metadata`` holds the split (indices into ``data``), the data's
@@ -246,6 +253,7 @@ def train_potential(
     if bad:
         raise ValueError(f"callbacks must be Lightning callbacks (pytorch_lightning.Callback), got {bad}.")
     dev = resolve_device(device)
+    placement = trainer_placement(dev, devices, num_nodes)
     torch.manual_seed(seed)  # the initial weights follow the seed, not whatever ran before in the process
     model = build_model(config)
     start = _initial_state(init_from, config, model) if init_from is not None else None
@@ -292,7 +300,7 @@ def train_potential(
             )
             for name, weight in ((keys.ENERGY, energy_weight), (keys.FORCES, 1 - energy_weight))
         ]
-        task = spk.task.AtomisticTask(
+        task = SyncedTask(
             model=model,
             outputs=outputs,
             optimizer_cls=torch.optim.AdamW,
@@ -305,8 +313,7 @@ def train_potential(
         trainer = pl.Trainer(
             max_epochs=max_epochs,
             max_time=timedelta(seconds=max_time_s) if max_time_s else None,
-            accelerator="gpu" if dev.type == "cuda" else "cpu",
-            devices=1,
+            **placement,
             # tqdm rather than Lightning's default rich bar, whose live display swallows later cell output in Jupyter
             callbacks=[keep, *extra] + ([pl.callbacks.TQDMProgressBar(refresh_rate=10)] if progress else []),
             logger=pl.loggers.CSVLogger(str(workdir), name="lightning"),
@@ -320,6 +327,8 @@ def train_potential(
         with contextlib.chdir(workdir):
             trainer.fit(task, datamodule=dm)
     wall = time.perf_counter() - t0
+    if not trainer.is_global_zero:  # DDP: rank 0 refits, evaluates and saves
+        return TrainResult(model=model.eval(), config=config, history=keep.history)
     if keep.state is not None:
         model.load_state_dict(keep.state)
     model.eval()
@@ -339,7 +348,7 @@ def train_potential(
             keys.META_SPLIT: used_split,
             keys.META_EPOCHS: int(trainer.current_epoch),  # completed epochs
             keys.META_TRAIN_WALL_TIME: round(wall, 1),
-            keys.META_DEVICE: str(dev),
+            keys.META_DEVICE: str(dev) if devices * num_nodes == 1 else f"{dev} × {devices * num_nodes} (DDP)",
             keys.META_BEST_VAL_ENERGY_MAE: best.get(keys.HISTORY_VAL_ENERGY_MAE),
             keys.META_BEST_VAL_ENERGY_SIGNED: best.get(keys.HISTORY_VAL_ENERGY_SIGNED),
             keys.META_BEST_VAL_FORCES_MAE: best.get(keys.HISTORY_VAL_FORCES_MAE),
