@@ -294,3 +294,39 @@ def test_foreign_chemistry_and_bad_arguments_are_refused(trained, tmp_path, embe
     assert not list(tmp_path.iterdir())  # refused before anything was written
     save_ensemble(ensemble, tmp_path / "again")  # an ensemble in memory saves again, and loads
     assert load_ensemble(tmp_path / "again", device="cpu").n_members == 3
+
+
+def test_embedded_water_ensemble_reproduces_its_recorded_calibration(embedded_water):
+    """The shipped ensemble loads (checksums verified), shares the single model's split, and its calibration is the
+    likelihood scale recomputed here from the validation errors and the raw spread of its members."""
+    from mlipviz.dataset import water_ensemble_dir, water_model_dir
+    from mlipviz.potential import load_model
+    from mlipviz.reference.labelling import level_energy, level_forces
+
+    ens = load_ensemble(water_ensemble_dir(), device="cpu")
+    _, single = load_model(water_model_dir(), device="cpu")
+    assert ens.n_members == 4 and ens.elements == ["H", "O"]
+    assert ens.split == single.metadata[keys.META_SPLIT]
+    val = [embedded_water[i] for i in ens.split[keys.SPLIT_VAL]]
+    pred = ens.predict(val, device="cpu", calibrated=False, progress=False)
+    e_err = pred.energy - level_energy(val, ens.level)
+    f_err = np.concatenate([(f - r).ravel() for f, r in zip(pred.forces, level_forces(val, ens.level))])
+    f_std = np.concatenate([s.ravel() for s in pred.forces_std_raw])
+    moving = f_std > 1e-6  # the planar waters' x components are exactly zero for every member
+    assert ens.calibration[keys.ENERGY] == pytest.approx(np.sqrt(np.mean((e_err / pred.energy_std_raw) ** 2)), rel=1e-6)
+    assert ens.calibration[keys.FORCES] == pytest.approx(np.sqrt(np.mean((f_err[moving] / f_std[moving]) ** 2)),
+                                                         rel=1e-6)
+
+
+def test_embedded_rmd17_ensemble_loads_and_knows_ethanol():
+    from mlipviz.dataset import RMD17_LEVEL, rmd17_ensemble_dir
+
+    ens = load_ensemble(rmd17_ensemble_dir("ethanol"), device="cpu")
+    assert ens.n_members == 4 and ens.elements == ["H", "C", "O"] and ens.level == RMD17_LEVEL
+    calc = EnsembleCalculator(ens, device="cpu")
+    atoms = molecule("CH3CH2OH")
+    atoms.calc = calc
+    assert np.isfinite(atoms.get_potential_energy())
+    assert calc.get_property(keys.ATOM_UNCERTAINTY, atoms).shape == (9,)
+    with pytest.raises(ValueError, match="N"):
+        calc.get_potential_energy(molecule("NH3"))
