@@ -69,11 +69,11 @@ class EnsembleCalculator(Calculator):
         self.device = dev
         self.scale = dict(ensemble.calibration) if calibrated else check_calibration(None)
         self.members = [MLIPCalculator(m, c, device=dev, skin=skin) for m, c in zip(ensemble.models, ensemble.configs)]
+        self.max_z = ensemble.max_z  # the members know the same elements (Ensemble checks); the smallest embedding
         super().__init__(**kwargs)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        for member in self.members:
-            check_chemistry(atoms if atoms is not None else self.atoms, member.config.elements, member.max_z)
+        check_chemistry(atoms if atoms is not None else self.atoms, self.ensemble.elements, self.max_z)
         Calculator.calculate(self, atoms, properties, system_changes)
         inputs = self.members[0].converter(self.atoms)  # one neighbour list for all: the members share the cutoff
         with torch_threads(default_threads(len(self.atoms), self.device)):
