@@ -49,30 +49,16 @@ from mlipviz import keys  # noqa: E402
 from mlipviz.device import resolve_device  # noqa: E402
 from mlipviz.potential import MLIPCalculator, ModelConfig, train_potential  # noqa: E402
 from mlipviz.potential.delta import train_delta  # noqa: E402
-from mlipviz.reference.levels import get_level  # noqa: E402
 from mlipviz.structure_io import load_images  # noqa: E402
 
 from md_throughput import machine_line  # noqa: E402  (beside this script)
+from model_errors import test_set_errors  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "campaigns" / "water_monomer.extxyz"
 TARGET, BASELINE = "CCSD(T)/cc-pVDZ", "B3LYP/cc-pVDZ"
 N_TEST = 200
 SPLIT_SEED = 0  # the test set does not move with --seeds
 MAX_EPOCHS = 10**7  # the wall-time budget, not the epoch count, ends every training
-
-
-def test_errors(calc, test, level: str) -> dict:
-    """Energy MAE (meV), its mean signed error, and force-component MAE (meV/Å) of ``calc`` against ``level``."""
-    slug = get_level(level).slug
-    de, df = [], []
-    for a in test:
-        b = a.copy()
-        b.calc = calc
-        de.append(b.get_potential_energy() - a.info[keys.energy_key(slug)])
-        df.append(b.get_forces() - a.arrays[keys.forces_key(slug)])
-    de, df = 1e3 * np.array(de), 1e3 * np.concatenate(df)
-    return {"energy_mae_meV": float(np.abs(de).mean()), "energy_signed_meV": float(de.mean()),
-            "forces_mae_meV_per_A": float(np.abs(df).mean())}
 
 
 def labels_needed(ns, direct_mae, target: float) -> tuple[str, float]:
@@ -93,8 +79,8 @@ def run_seed(seed, pool, test, labels, args, arch, base_arch, work: Path, log) -
                            max_time_s=args.baseline_time, **common)
     base_calc = MLIPCalculator(base.model, base.config, device=args.device)
     out = {"seed": seed, "baseline": {
-        "vs_baseline_level": test_errors(base_calc, test, BASELINE),
-        "vs_target_level": test_errors(base_calc, test, TARGET),
+        "vs_baseline_level": test_set_errors(base_calc, test, BASELINE),
+        "vs_target_level": test_set_errors(base_calc, test, TARGET),
         "epochs": base.config.metadata[keys.META_EPOCHS],
         "train_wall_s": base.config.metadata[keys.META_TRAIN_WALL_TIME]}, "runs": {}}
     log(f"seed {seed}: baseline {out['baseline']['epochs']} epochs, B3LYP test force MAE "
@@ -113,7 +99,7 @@ def run_seed(seed, pool, test, labels, args, arch, base_arch, work: Path, log) -
         for name, calc, config in (("direct", MLIPCalculator(direct.model, direct.config, device=args.device),
                                     direct.config),
                                    ("delta", delta.calculator(device=args.device), delta.delta.config)):
-            row[name] = {**test_errors(calc, test, TARGET), "epochs": config.metadata[keys.META_EPOCHS],
+            row[name] = {**test_set_errors(calc, test, TARGET), "epochs": config.metadata[keys.META_EPOCHS],
                          "train_wall_s": config.metadata[keys.META_TRAIN_WALL_TIME]}
         out["runs"][n] = row
         log(f"seed {seed}, N={n}: force MAE direct {row['direct']['forces_mae_meV_per_A']:.1f} "

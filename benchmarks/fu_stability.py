@@ -31,31 +31,15 @@ import numpy as np
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
-from mlipviz import keys  # noqa: E402
 from mlipviz.dataset import RMD17_LEVEL, load_rmd17, rmd17_split_file  # noqa: E402
 from mlipviz.device import resolve_device  # noqa: E402
 from mlipviz.md import fu_protocol, h_r, h_r_mae  # noqa: E402
 from mlipviz.potential import MLIPCalculator, ModelConfig, train_potential  # noqa: E402
-from mlipviz.reference.levels import get_level  # noqa: E402
 
 from md_throughput import machine_line  # noqa: E402  (beside this script)
+from model_errors import test_set_errors  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "rmd17"
-
-
-def test_errors(model_dir: Path, frames, device) -> dict:
-    """Energy MAE (meV) with the mean offset reported, and force MAE (meV/Å), on ``frames``."""
-    slug = get_level(RMD17_LEVEL).slug
-    calc = MLIPCalculator(model_dir, device=device)
-    de, df = [], []
-    for a in frames:
-        a = a.copy()
-        a.calc = calc
-        de.append(a.get_potential_energy() - a.info[keys.energy_key(slug)])
-        df.append(a.get_forces() - a.arrays[keys.forces_key(slug)])
-    de, df = 1e3 * np.array(de), 1e3 * np.concatenate(df)
-    return {"energy_mae_meV": float(np.abs(de).mean()), "energy_signed_meV": float(de.mean()),
-            "forces_mae_meV_per_A": float(np.abs(df).mean())}
 
 
 def main(argv=None) -> dict:
@@ -85,7 +69,7 @@ def main(argv=None) -> dict:
                               max_epochs=10_000, max_time_s=60 * args.train_minutes, device=str(dev),
                               progress=False)
         train_s = time.perf_counter() - t0
-        errors = test_errors(model_dir, test, dev)
+        errors = test_set_errors(MLIPCalculator(model_dir, device=dev), test, RMD17_LEVEL)
         t0 = time.perf_counter()
         run = fu_protocol(model_dir, train[0], train, horizon_ps=args.horizon_ps, n_replicas=args.replicas,
                           device=str(dev), progress=False)

@@ -72,7 +72,9 @@ from mlipviz import keys  # noqa: E402
 from mlipviz.dataset import RMD17_LEVEL, RMD17_MOLECULES, load_rmd17, write_spk_database  # noqa: E402
 from mlipviz.device import resolve_device  # noqa: E402
 from mlipviz.potential import MLIPCalculator, ModelConfig, load_model, train_potential  # noqa: E402
-from mlipviz.reference.levels import get_level  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # model_errors beside this script, also when imported
+from model_errors import error_summary_meV, test_set_errors  # noqa: E402,F401  (error_summary_meV: re-exported)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "rmd17"
 DEFAULT_MOLECULES = ("ethanol", "malonaldehyde", "aspirin")
@@ -235,25 +237,6 @@ def write_spktrain_database(frames: list[Atoms], path: Path, molecule: str) -> P
 # ---------------------------------------------------------------------------------------------- measuring
 
 
-def error_summary_meV(de_eV: np.ndarray, df_eV_per_A: np.ndarray) -> dict:
-    """Energy MAE and mean signed error (meV) per structure, force MAE (meV/Å) over all components."""
-    de, df = 1e3 * np.asarray(de_eV, float).ravel(), 1e3 * np.asarray(df_eV_per_A, float).ravel()
-    return {"energy_mae_meV": float(np.abs(de).mean()), "energy_signed_meV": float(de.mean()),
-            "forces_mae_meV_per_A": float(np.abs(df).mean()), "n_test": int(de.size)}
-
-
-def test_errors(calc: MLIPCalculator, frames: list[Atoms], to_eV: float = 1.0) -> dict:
-    """Errors of ``calc`` on ``frames``; ``to_eV`` converts the model's energy unit to eV (lengths in Å)."""
-    slug = get_level(RMD17_LEVEL).slug
-    de, df = [], []
-    for a in frames:
-        b = Atoms(a.numbers, a.positions)
-        b.calc = calc
-        de.append(to_eV * b.get_potential_energy() - a.info[keys.energy_key(slug)])
-        df.append(to_eV * b.get_forces() - a.arrays[keys.forces_key(slug)])
-    return error_summary_meV(np.array(de), np.concatenate(df))
-
-
 def run_mlipviz(plan: Plan, train, test, split, workdir: Path, dev: torch.device) -> dict:
     """Train with :func:`train_potential` on ``split`` of ``train`` and measure on ``test``."""
     t0 = time.perf_counter()
@@ -265,7 +248,7 @@ def run_mlipviz(plan: Plan, train, test, split, workdir: Path, dev: torch.device
                           save_to=workdir / "model", split=full, batch_size=plan.batch_size, lr=plan.lr,
                           max_epochs=plan.max_epochs, max_time_s=plan.budget_s, energy_weight=plan.energy_weight,
                           device=str(dev), seed=plan.seed, progress=False)
-    errors = test_errors(MLIPCalculator(workdir / "model", device=dev), test)  # the saved model, read back
+    errors = test_set_errors(MLIPCalculator(workdir / "model", device=dev), test, RMD17_LEVEL)  # the saved model, read back
     own = res.config.metadata[keys.META_ERRORS][keys.SPLIT_TEST]
     return {**errors, "epochs": int(res.config.metadata[keys.META_EPOCHS]),
             "train_s": float(res.config.metadata[keys.META_TRAIN_WALL_TIME]), "wall_s": time.perf_counter() - t0,
@@ -377,7 +360,7 @@ def run_spktrain(plan: Plan, molecule: str, train, test, split, root: Path, dev:
     model, config = load_model(best, device=dev, trust=True)
     energy_unit = OmegaConf.load(run_dir / "config.yaml").data.property_units.energy
     to_eV = spk.units.convert_units(energy_unit, "eV")
-    errors = test_errors(MLIPCalculator(model, config, device=dev), test, to_eV=to_eV)
+    errors = test_set_errors(MLIPCalculator(model, config, device=dev), test, RMD17_LEVEL, to_eV=to_eV)
     own = _spktrain_log(run_dir)
     if "test_energy_mae" in own:
         out["own_test"] = {"energy_mae_meV": 1e3 * to_eV * own["test_energy_mae"],
