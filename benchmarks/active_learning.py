@@ -5,21 +5,26 @@ fixed test set of 200 structures (the same for every arm and seed). Each run sta
 labels of the pool (drawn by the seed, the same for both arms), and each round trains a deep ensemble on all labels
 with a fixed epoch budget (:func:`mlipviz.active.active_learning`), records its test energy and force MAE, and adds
 ``--per-round`` labels: the most uncertain candidates (max calibrated per-atom force uncertainty) in the
-"uncertainty" arm, a uniform draw in the "random" arm. Labels come from the finished campaign
+"uncertainty" arm, a uniform draw in the "random" arm. The uncertainty arm stops at ``--budget`` labels, the random
+arm at ``--random-budget`` (default twice as many), so that the labels random selection needs can be counted. Labels come from the finished campaign
 (:func:`mlipviz.active.pool_labeller`), so no quantum chemistry runs here; both arms of one seed share the initial
 labels, the member seeds and the rule for the validation split, and differ only in the selection rule.
 
-For a target force MAE (``--target`` meV/Å; default: the MAE the random arm reaches at its final budget, averaged
-over seeds) the script reports the labels each arm needs, interpolated log-log between rounds, on the curves
-averaged over seeds and per seed, and the ratio uncertainty ÷ random (goal <= 0.5): on the mean curves, and its mean,
-spread and range over the seeds' paired ratios. A run that never reaches the target is reported as censored
-(">budget"), never extrapolated.
+For a target force MAE (``--target`` meV/Å; default: the largest final MAE among the uncertainty runs, so that
+every one of them reaches it) the script reports the labels each arm needs, interpolated log-log between rounds, on
+the curves averaged over seeds and per seed, and the ratio uncertainty ÷ random (goal <= 0.5): on the mean curves,
+and its mean, spread and range over the seeds' paired ratios. A run that never reaches the target is reported as
+censored (">budget"), never extrapolated; a seed whose random run is censored gives a bound on its ratio. Beside it,
+the ratio as a curve: for the MAE the uncertainty arm's mean curve reaches with n labels, the labels the random arm's
+mean curve needs.
 
-    python benchmarks/active_learning.py [--quick] [--seeds 0 1 2] [--per-round 10] [--budget 100]
-                                         [--target MEV_PER_A] [--jobs 2] [--json PATH] [--plot PATH]
+    python benchmarks/active_learning.py [--quick] [--seeds 0 1 2] [--per-round 10] [--budget 60]
+                                         [--random-budget 120] [--target MEV_PER_A] [--jobs 2]
+                                         [--json PATH] [--plot PATH]
 
-Runs are kept in ``--workdir`` (default a temporary directory): given an existing one, finished runs are read back
-and interrupted ones continue (each run is a resumable active-learning directory).
+Runs are kept in ``--workdir`` (default a temporary directory): given an existing one, finished runs are read back,
+interrupted ones continue, and finished ones go on to a larger budget (each run is a resumable active-learning
+directory).
 
 References:
     Settles, Active Learning Literature Survey, University of Wisconsin–Madison TR 1648 (2009).
@@ -80,6 +85,7 @@ def run_arm(strategy: str, seed: int, settings: dict, workdir: str) -> dict:
     torch.set_num_threads(settings["threads"])
     pool, test = split_data(settings["n_test"])
     start = np.random.default_rng(seed).choice(len(pool), settings["initial"], replace=False)
+    budget = settings["budget"] if strategy == "uncertainty" else settings["random_budget"]
     initial = [pool[i] for i in sorted(start)]
     config = ModelConfig(representation="painn", n_atom_basis=settings["n_atom_basis"],
                          n_interactions=settings["n_interactions"])
@@ -90,7 +96,7 @@ def run_arm(strategy: str, seed: int, settings: dict, workdir: str) -> dict:
     t0 = time.perf_counter()
     run = active_learning(initial, pool, pool_labeller(pool, LEVEL), Path(workdir) / f"{strategy}_seed{seed}",
                           level=LEVEL, n_members=settings["members"], per_round=settings["per_round"],
-                          label_budget=settings["budget"], test=test, config=config, train_kwargs=train_kwargs,
+                          label_budget=budget, test=test, config=config, train_kwargs=train_kwargs,
                           strategy=strategy, seed=seed, progress=False)
     return {
         "strategy": strategy, "seed": seed,
@@ -118,51 +124,77 @@ def labels_needed(n_labels, mae, target: float) -> float:
     return float(np.exp(x0 + (np.log(target) - y0) / (y1 - y0) * (x1 - x0)))
 
 
+def mean_curves(runs: list[dict]) -> dict:
+    """One arm's force and energy MAE averaged over its seeds, with their standard deviation, per label count."""
+    n = runs[0]["n_labels"]
+    if any(r["n_labels"] != n for r in runs):
+        raise ValueError(f"the {runs[0]['strategy']} runs have different label counts per round "
+                         f"({[r['n_labels'] for r in runs]}); give every seed the same budget")
+    out = {"n_labels": n}
+    for q, key in (("forces", "forces_mae_meV_per_A"), ("energy", "energy_mae_meV")):
+        v = np.array([r[key] for r in runs])
+        out[f"{q}_mean"] = v.mean(0).tolist()
+        out[f"{q}_std"] = v.std(0, ddof=1).tolist() if len(v) > 1 else [0.0] * len(n)
+    return out
+
+
+def ratio_curve(curves: dict) -> list[dict]:
+    """For the force MAE the uncertainty arm's mean curve reaches with n labels, the labels random's mean curve needs."""
+    cu, cr = curves["uncertainty"], curves["random"]
+    out = []
+    for n, mae in zip(cu["n_labels"][1:], cu["forces_mean"][1:]):
+        nr = labels_needed(cr["n_labels"], cr["forces_mean"], mae)
+        out.append({"n_labels_uncertainty": n, "forces_mae_meV_per_A": mae, "n_labels_random": nr,
+                    "ratio": n / nr if np.isfinite(nr) else None,
+                    "ratio_bound": None if np.isfinite(nr) else f"< {n / cr['n_labels'][-1]:.2f}"})
+    return out
+
+
 def summarise(runs: list[dict], target: float | None) -> dict:
     """Mean curves, the target, the labels each arm needs and the uncertainty ÷ random ratio with its spread."""
     by = {arm: sorted((r for r in runs if r["strategy"] == arm), key=lambda r: r["seed"]) for arm in ARMS}
-    n = by["random"][0]["n_labels"]
-    curves = {}
-    for arm in ARMS:
-        f = np.array([r["forces_mae_meV_per_A"] for r in by[arm]])
-        e = np.array([r["energy_mae_meV"] for r in by[arm]])
-        curves[arm] = {"n_labels": n, "forces_mean": f.mean(0).tolist(), "forces_std": f.std(0, ddof=1).tolist()
-                       if len(f) > 1 else [0.0] * len(n), "energy_mean": e.mean(0).tolist(),
-                       "energy_std": e.std(0, ddof=1).tolist() if len(e) > 1 else [0.0] * len(n)}
+    curves = {arm: mean_curves(by[arm]) for arm in ARMS}
     default = target is None
     if default:
-        target = float(np.mean([r["forces_mae_meV_per_A"][-1] for r in by["random"]]))
-    need = {arm: labels_needed(n, curves[arm]["forces_mean"], target) for arm in ARMS}
+        target = float(max(r["forces_mae_meV_per_A"][-1] for r in by["uncertainty"]))
+    need = {arm: labels_needed(curves[arm]["n_labels"], curves[arm]["forces_mean"], target) for arm in ARMS}
     per_seed = {arm: {r["seed"]: labels_needed(r["n_labels"], r["forces_mae_meV_per_A"], target) for r in by[arm]}
                 for arm in ARMS}
     paired, bounds = [], {}
-    budget = n[-1]
+    budget = {arm: curves[arm]["n_labels"][-1] for arm in ARMS}
     for seed, nr in per_seed["random"].items():
         nu = per_seed["uncertainty"].get(seed)
         if nu is None:
             continue
         if np.isfinite(nu) and np.isfinite(nr):
             paired.append(nu / nr)
-        elif np.isfinite(nu):  # random never reached the target: it would need more than the budget
-            bounds[seed] = f"< {nu / budget:.2f}"
+        elif np.isfinite(nu):  # random never reached the target: it would need more than its budget
+            bounds[seed] = f"< {nu / budget['random']:.2f}"
         elif np.isfinite(nr):
-            bounds[seed] = f"> {budget / nr:.2f}"
+            bounds[seed] = f"> {budget['uncertainty'] / nr:.2f}"
         else:
             bounds[seed] = "neither arm reached the target"
     censored = sum(1 for arm in ARMS for v in per_seed[arm].values() if not np.isfinite(v))
+    if np.isfinite(need["random"]):
+        ratio_mean = need["uncertainty"] / need["random"]
+    else:
+        ratio_mean = float("nan")
     return {
         "target_meV_per_A": target,
-        "target_source": "random arm's mean final MAE" if default else "--target",
+        "target_source": "largest final MAE of the uncertainty runs" if default else "--target",
         "curves": curves,
         "labels_needed_mean_curve": need,
         "labels_needed_per_seed": per_seed,
-        "ratio_mean_curves": need["uncertainty"] / need["random"] if np.isfinite(need["random"]) else float("nan"),
+        "ratio_mean_curves": ratio_mean,
+        "ratio_mean_curves_bound": None if np.isfinite(need["random"]) or not np.isfinite(need["uncertainty"])
+        else f"< {need['uncertainty'] / budget['random']:.2f}",
         "ratio_per_seed": paired,
         "ratio_per_seed_mean": float(np.mean(paired)) if paired else float("nan"),
         "ratio_per_seed_std": float(np.std(paired, ddof=1)) if len(paired) > 1 else float("nan"),
         "ratio_per_seed_range": [float(min(paired)), float(max(paired))] if paired else [],
         "n_censored_runs": censored,
         "ratio_bounds_censored_seeds": bounds,
+        "ratio_curve": ratio_curve(curves),
     }
 
 
@@ -180,28 +212,42 @@ def print_table(report: dict) -> None:
     print()
     print(f"{'labels':>6s}  {'uncertainty F-MAE (meV/Å)':>26s}  {'random F-MAE (meV/Å)':>22s}  "
           f"{'uncertainty E-MAE (meV)':>24s}  {'random E-MAE (meV)':>20s}")
-    cu, cr = c["curves"]["uncertainty"], c["curves"]["random"]
-    for i, n in enumerate(cu["n_labels"]):
-        print(f"{n:6d}  {cu['forces_mean'][i]:17.1f} ± {cu['forces_std'][i]:6.1f}  "
-              f"{cr['forces_mean'][i]:13.1f} ± {cr['forces_std'][i]:6.1f}  "
-              f"{cu['energy_mean'][i]:15.2f} ± {cu['energy_std'][i]:6.2f}  "
-              f"{cr['energy_mean'][i]:11.2f} ± {cr['energy_std'][i]:6.2f}")
+    rows = {arm: {n: i for i, n in enumerate(c["curves"][arm]["n_labels"])} for arm in ARMS}
+    for n in sorted(set(rows["uncertainty"]) | set(rows["random"])):
+        cells = {}
+        for arm in ARMS:
+            cv, i = c["curves"][arm], rows[arm].get(n)
+            cells[arm] = ("", "") if i is None else (f"{cv['forces_mean'][i]:.1f} ± {cv['forces_std'][i]:5.1f}",
+                                                     f"{cv['energy_mean'][i]:.2f} ± {cv['energy_std'][i]:5.2f}")
+        print(f"{n:6d}  {cells['uncertainty'][0]:>26s}  {cells['random'][0]:>22s}  "
+              f"{cells['uncertainty'][1]:>24s}  {cells['random'][1]:>20s}")
     print("(mean ± standard deviation over seeds " + ", ".join(map(str, s["seeds"])) + ")")
     print()
-    b = s["budget"]
+    budget = {"uncertainty": s["budget"], "random": s["random_budget"]}
     print(f"target force MAE: {c['target_meV_per_A']:.1f} meV/Å ({c['target_source']})")
     for arm in ARMS:
+        b = budget[arm]
         seeds = ", ".join(f"seed {k}: {fmt_labels(v, b)}" for k, v in c["labels_needed_per_seed"][arm].items())
         print(f"labels needed, {arm:11s}: {fmt_labels(c['labels_needed_mean_curve'][arm], b):>6s} on the mean curve "
               f"({seeds})")
     rng = c["ratio_per_seed_range"]
-    print(f"ratio uncertainty ÷ random: {c['ratio_mean_curves']:.2f} on the mean curves; per seed "
+    mean_curves_ratio = (c["ratio_mean_curves_bound"] if c["ratio_mean_curves_bound"]
+                         else f"{c['ratio_mean_curves']:.2f}")
+    print(f"ratio uncertainty ÷ random: {mean_curves_ratio} on the mean curves; per seed "
           f"{c['ratio_per_seed_mean']:.2f} ± {c['ratio_per_seed_std']:.2f}"
           + (f" [{rng[0]:.2f}, {rng[1]:.2f}]" if rng else "")
           + f" over {len(c['ratio_per_seed'])} paired seeds; goal <= 0.5")
     if c["ratio_bounds_censored_seeds"]:
         print(f"  {c['n_censored_runs']} run(s) never reached the target within the budget; ratio bounds there: "
               + ", ".join(f"seed {k}: {v}" for k, v in c["ratio_bounds_censored_seeds"].items()))
+    print()
+    print("the ratio as a curve (mean curves): the MAE uncertainty selection reaches with n labels, and the labels "
+          "random selection needs for it")
+    for row in c["ratio_curve"]:
+        nr = fmt_labels(row["n_labels_random"], s["random_budget"])
+        ratio = row["ratio_bound"] or f"{row['ratio']:.2f}"
+        print(f"  {row['n_labels_uncertainty']:4d} labels: {row['forces_mae_meV_per_A']:6.1f} meV/Å  "
+              f"random needs {nr:>6s}  ratio {ratio}")
     print(f"training time {report['train_wall_s']:.0f} s of {report['wall_s']:.0f} s wall time")
 
 
@@ -222,7 +268,8 @@ def plot(report: dict, path: str) -> None:
             ax.fill_between(n, np.maximum(m - s, 1e-3), m + s, color=colour, alpha=0.2)
             ax.set(xscale="log", yscale="log", xlabel="labelled structures", ylabel=f"test {unit}")
     axes[0].axhline(c["target_meV_per_A"], color="grey", ls="--", label="target")
-    axes[0].set_title(f"water, {LEVEL}: ratio {c['ratio_mean_curves']:.2f} (uncertainty ÷ random)")
+    ratio = c["ratio_mean_curves_bound"] or f"{c['ratio_mean_curves']:.2f}"
+    axes[0].set_title(f"water, {LEVEL}: ratio {ratio} (uncertainty ÷ random)")
     axes[0].legend()
     axes[1].legend()
     fig.savefig(path, dpi=120)
@@ -234,11 +281,12 @@ def main(argv=None) -> dict:
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds per arm (default 0 1 2; --quick 0 1)")
     p.add_argument("--initial", type=int, default=10, help="random labels to start from")
     p.add_argument("--per-round", type=int, default=10, help="labels added per round")
-    p.add_argument("--budget", type=int, default=None, help="labels at the end (default 100; --quick 30)")
+    p.add_argument("--budget", type=int, default=None, help="labels of the uncertainty arm (default 60; --quick 30)")
+    p.add_argument("--random-budget", type=int, default=None, help="labels of the random arm (default 2 × --budget)")
     p.add_argument("--target", type=float, default=None, help="force MAE target, meV/Å (default: random's final)")
     p.add_argument("--test-size", type=int, default=200)
     p.add_argument("--members", type=int, default=None, help="ensemble members (default 3; --quick 2)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per member and round (default 200; --quick 30)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per member and round (default 120; --quick 30)")
     p.add_argument("--max-time-s", type=float, default=None, help="also cap each member's training, s")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--batch-size", type=int, default=8)
@@ -254,12 +302,16 @@ def main(argv=None) -> dict:
     q = args.quick
     settings = {
         "seeds": args.seeds or ([0, 1] if q else [0, 1, 2]), "initial": args.initial, "per_round": args.per_round,
-        "budget": args.budget or (args.initial + 2 * args.per_round if q else 100), "n_test": args.test_size,
-        "members": args.members or (2 if q else 3), "epochs": args.epochs or (30 if q else 200),
+        "budget": args.budget or (args.initial + 2 * args.per_round if q else 60), "n_test": args.test_size,
+        "members": args.members or (2 if q else 3), "epochs": args.epochs or (30 if q else 120),
         "max_time_s": args.max_time_s, "lr": args.lr, "batch_size": args.batch_size,
         "n_atom_basis": args.features or (16 if q else 32), "n_interactions": args.interactions or (1 if q else 2),
         "device": args.device, "threads": args.threads, "quick": q,
     }
+    settings["random_budget"] = args.random_budget or 2 * settings["budget"]
+    if settings["random_budget"] < settings["budget"]:
+        p.error(f"--random-budget ({settings['random_budget']}) must be at least --budget ({settings['budget']}): "
+                "the random arm has to be able to reach what the uncertainty arm reaches")
     if len(settings["seeds"]) < 2:
         p.error("give at least 2 seeds: the spread over seeds is part of the result")
     t_start = time.perf_counter()
@@ -296,7 +348,8 @@ def main(argv=None) -> dict:
                                         and torch.cuda.is_available() else ""),
         "torch": torch.__version__,
         "data": f"{DATA.name}: {n_pool} pool / {settings['n_test']} test (fixed, seed {TEST_SEED}), {LEVEL}; start "
-                f"{settings['initial']} random labels, +{settings['per_round']} per round, budget {settings['budget']}",
+                f"{settings['initial']} random labels, +{settings['per_round']} per round, budget {settings['budget']} "
+                f"(uncertainty) and {settings['random_budget']} (random)",
         "model": f"PaiNN {settings['n_atom_basis']} features × {settings['n_interactions']} interactions, "
                  f"{settings['members']} members, {settings['epochs']} epochs per member and round, lr {settings['lr']}, "
                  f"batch {settings['batch_size']}, {settings['threads']} torch thread(s); score: max per-atom force "

@@ -151,6 +151,36 @@ def test_rerunning_a_finished_run_does_nothing(resumed, sets):
     assert never.calls == [] and list(run.n_labels) == [6, 11, 16]
 
 
+def test_a_finished_run_goes_on_with_a_larger_budget(resumed, sets, tmp_path):
+    """Budget and target are stopping rules, not identity: a larger budget continues the run where it stopped."""
+    directory = tmp_path / "run"
+    shutil.copytree(resumed.directory, directory)
+    last = directory / "round_002" / "ensemble" / "ensemble.json"
+    mtime = last.stat().st_mtime_ns
+    more = Counting(sets.labelled)
+    run = run_al(sets, directory, more, label_budget=21)
+    assert list(run.n_labels) == [6, 11, 16, 21] and "budget of 21" in run.stop_reason
+    assert [r.phase for r in run.rounds] == ["labelled"] * 3 + ["final"]
+    assert last.stat().st_mtime_ns == mtime  # round 2's ensemble chose the new labels; it was not retrained
+    state = json.loads((directory / "state.json").read_text())
+    ensemble = load_ensemble(directory / "round_002" / "ensemble", device="cpu")
+    taken = {k for rec in state["rounds"][:2] for k in rec["selected_keys"]}
+    avail = [i for i in range(30) if geometry_key(sets.pool[i]) not in taken]
+    expected = [avail[j] for j in brute_force_top(ensemble, [sets.pool[i] for i in avail], 5)]
+    assert state["rounds"][2]["selected_indices"] == expected
+    assert len(more.calls) == 1 and more.calls[0] == state["rounds"][2]["selected_keys"]
+    assert state["arguments"]["label_budget"] == 21
+    with pytest.raises(ValueError, match="per_round differs"):  # the rest of the identity still holds
+        run_al(sets, directory, Counting(sets.labelled), label_budget=26, per_round=4)
+
+
+def test_a_run_stopped_by_its_labeller_stays_stopped(sets, tmp_path):
+    run_al(sets, tmp_path / "none", lambda images: [None] * len(images), label_budget=11)
+    never = Counting(sets.labelled, fail_on_call=1)
+    run = run_al(sets, tmp_path / "none", never, label_budget=21)
+    assert "labelled none" in run.stop_reason and never.calls == []
+
+
 def test_labels_written_before_an_interruption_are_recovered(resumed, sets):
     """A crash after labelled.extxyz was written but before state.json: the labels are kept, not asked again."""
     directory = resumed.crashed_dir

@@ -48,6 +48,8 @@ __all__ = ["active_learning"]
 _OWN_ARGS = ("data", "level", "n_members", "config", "workdir", "save_to", "seeds", "split", "n_train", "n_val",
              "progress")
 _ARCHITECTURE = ("representation", "n_atom_basis", "n_interactions", "n_rbf", "cutoff", "lmax")
+_STOPPING = ("label_budget", "target_forces_mae")  # may change when a run is continued
+_BUDGET_STOP, _TARGET_STOP = "label budget", "test force MAE"  # how the stop reasons begin
 Candidates = Sequence[Atoms] | Callable[[object, int], Sequence[Atoms]]
 
 
@@ -82,8 +84,9 @@ def active_learning(
         labeller: ``list[Atoms] -> list[Atoms | None]``: one entry per input, in order, labelled at ``level``
             with energy and forces, or None where labelling failed (see :func:`campaign_labeller`,
             :func:`pool_labeller`).
-        directory: Run directory; an existing run there is continued (with the same arguments; only
-            ``train_kwargs["device"]`` may change).
+        directory: Run directory; an existing run there is continued with the same arguments, except
+            ``train_kwargs["device"]`` and the stopping rules: a run that stopped at its label budget or force
+            target goes on when given a larger ``label_budget`` or a lower ``target_forces_mae``.
         level: Level of theory to learn.
         n_members: Ensemble members (>= 2).
         per_round: Structures labelled per round.
@@ -168,7 +171,8 @@ def active_learning(
                  "failed_keys": [], "rounds": [], "stopped": None}
         write_state(directory, state)
     else:
-        compare_arguments(state["arguments"], arguments, directory)
+        compare_arguments(_identity(state["arguments"]), _identity(arguments), directory)
+        _take_stopping_rules(directory, state, arguments)
         labelled = read_labelled(directory, state)
     loop = _Loop(directory, state, labelled, lv.name, candidates, pool, labeller, test, config, train_kwargs)
     n_rounds = int(np.ceil((label_budget - len(initial)) / per_round)) + 1
@@ -235,9 +239,9 @@ class _Loop:
         target, mae = self.args["target_forces_mae"], rec["test_forces_mae_meV_per_A"]
         reason = None
         if target is not None and mae is not None and mae <= target:
-            reason = f"test force MAE {mae:.1f} meV/Å reached the target {target:g} meV/Å"
+            reason = f"{_TARGET_STOP} {mae:.1f} meV/Å reached the target {target:g} meV/Å"
         elif len(self.state["labelled_keys"]) >= self.args["label_budget"]:
-            reason = f"label budget of {self.args['label_budget']} reached"
+            reason = f"{_BUDGET_STOP} of {self.args['label_budget']} reached"
         if reason:
             rec["phase"] = "final"
             self.state["stopped"] = reason
@@ -291,6 +295,24 @@ class _Loop:
                 self.state["stopped"] = f"the labeller labelled none of round {rec['round']}'s {len(todo)} structures"
         rec["phase"] = "labelled"
         write_state(self.dir, self.state)
+
+
+def _identity(arguments: dict) -> dict:
+    """The arguments that define a run: all but its stopping rules."""
+    return {k: v for k, v in arguments.items() if k not in _STOPPING}
+
+
+def _take_stopping_rules(directory: Path, state: dict, arguments: dict) -> None:
+    """Adopt the given budget and target; reopen a run that only the old ones had stopped (its last round is
+    then decided again under the new rules, with the ensemble it already trained)."""
+    if all(state["arguments"].get(k) == arguments[k] for k in _STOPPING):
+        return
+    state["arguments"].update({k: arguments[k] for k in _STOPPING})
+    stopped, rounds = state["stopped"], state["rounds"]
+    if stopped and stopped.startswith((_BUDGET_STOP, _TARGET_STOP)) and rounds and rounds[-1]["phase"] == "final":
+        rounds[-1]["phase"] = "trained"
+        state["stopped"] = None
+    write_state(directory, state)
 
 
 def _set_hash(images: Sequence[Atoms]) -> str:
