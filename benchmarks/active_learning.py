@@ -233,10 +233,15 @@ def print_table(report: dict) -> None:
     rng = c["ratio_per_seed_range"]
     mean_curves_ratio = (c["ratio_mean_curves_bound"] if c["ratio_mean_curves_bound"]
                          else f"{c['ratio_mean_curves']:.2f}")
-    print(f"ratio uncertainty ÷ random: {mean_curves_ratio} on the mean curves; per seed "
-          f"{c['ratio_per_seed_mean']:.2f} ± {c['ratio_per_seed_std']:.2f}"
-          + (f" [{rng[0]:.2f}, {rng[1]:.2f}]" if rng else "")
-          + f" over {len(c['ratio_per_seed'])} paired seeds; goal <= 0.5")
+    paired = c["ratio_per_seed"]
+    if len(paired) > 1:
+        per_seed = (f"{c['ratio_per_seed_mean']:.2f} ± {c['ratio_per_seed_std']:.2f} [{rng[0]:.2f}, {rng[1]:.2f}] "
+                    f"over {len(paired)} seeds where both arms reached the target")
+    elif paired:
+        per_seed = f"{paired[0]:.2f} on the one seed where both arms reached the target"
+    else:
+        per_seed = "none where both arms reached the target"
+    print(f"ratio uncertainty ÷ random: {mean_curves_ratio} on the mean curves; per seed {per_seed}; goal <= 0.5")
     if c["ratio_bounds_censored_seeds"]:
         print(f"  {c['n_censored_runs']} run(s) never reached the target within the budget; ratio bounds there: "
               + ", ".join(f"seed {k}: {v}" for k, v in c["ratio_bounds_censored_seeds"].items()))
@@ -248,7 +253,8 @@ def print_table(report: dict) -> None:
         ratio = row["ratio_bound"] or f"{row['ratio']:.2f}"
         print(f"  {row['n_labels_uncertainty']:4d} labels: {row['forces_mae_meV_per_A']:6.1f} meV/Å  "
               f"random needs {nr:>6s}  ratio {ratio}")
-    print(f"training time {report['train_wall_s']:.0f} s of {report['wall_s']:.0f} s wall time")
+    print(f"training time of all runs {report['train_wall_s']:.0f} s (runs read back from --workdir included); "
+          f"this call's wall time {report['wall_s']:.0f} s")
 
 
 def plot(report: dict, path: str) -> None:
@@ -265,12 +271,15 @@ def plot(report: dict, path: str) -> None:
         for ax, q, unit in ((axes[0], "forces", "force MAE (meV/Å)"), (axes[1], "energy", "energy MAE (meV)")):
             m, s = np.array(cv[f"{q}_mean"]), np.array(cv[f"{q}_std"])
             ax.plot(n, m, "o-", color=colour, label=f"{arm} (mean of {len(report['settings']['seeds'])} seeds)")
-            ax.fill_between(n, np.maximum(m - s, 1e-3), m + s, color=colour, alpha=0.2)
+            ax.fill_between(n, np.maximum(m - s, 1e-3), m + s, color=colour, alpha=0.15)
+            key = "forces_mae_meV_per_A" if q == "forces" else "energy_mae_meV"
+            for r in (r for r in report["runs"] if r["strategy"] == arm):  # each seed, thin
+                ax.plot(r["n_labels"], r[key], "-", color=colour, lw=0.7, alpha=0.6)
             ax.set(xscale="log", yscale="log", xlabel="labelled structures", ylabel=f"test {unit}")
     axes[0].axhline(c["target_meV_per_A"], color="grey", ls="--", label="target")
     ratio = c["ratio_mean_curves_bound"] or f"{c['ratio_mean_curves']:.2f}"
     axes[0].set_title(f"water, {LEVEL}: ratio {ratio} (uncertainty ÷ random)")
-    axes[0].legend()
+    axes[0].legend(title="thin lines: single seeds", title_fontsize="small")
     axes[1].legend()
     fig.savefig(path, dpi=120)
 
