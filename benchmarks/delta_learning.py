@@ -52,7 +52,7 @@ from mlipviz.potential.delta import train_delta  # noqa: E402
 from mlipviz.structure_io import load_images  # noqa: E402
 
 from md_throughput import machine_line  # noqa: E402  (beside this script)
-from model_errors import test_set_errors  # noqa: E402
+from _model_errors import test_set_errors  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "campaigns" / "water_monomer.extxyz"
 TARGET, BASELINE = "CCSD(T)/cc-pVDZ", "B3LYP/cc-pVDZ"

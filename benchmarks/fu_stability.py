@@ -37,7 +37,7 @@ from mlipviz.md import fu_protocol, h_r, h_r_mae  # noqa: E402
 from mlipviz.potential import MLIPCalculator, ModelConfig, train_potential  # noqa: E402
 
 from md_throughput import machine_line  # noqa: E402  (beside this script)
-from model_errors import test_set_errors  # noqa: E402
+from _model_errors import test_set_errors  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "rmd17"
 

@@ -73,8 +73,8 @@ from mlipviz.dataset import RMD17_LEVEL, RMD17_MOLECULES, load_rmd17, write_spk_
 from mlipviz.device import resolve_device  # noqa: E402
 from mlipviz.potential import MLIPCalculator, ModelConfig, load_model, train_potential  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # model_errors beside this script, also when imported
-from model_errors import error_summary_meV, test_set_errors  # noqa: E402,F401  (error_summary_meV: re-exported)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _model_errors beside this script, also when imported
+from _model_errors import error_summary_meV, test_set_errors  # noqa: E402,F401  (error_summary_meV: re-exported)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "rmd17"
 DEFAULT_MOLECULES = ("ethanol", "malonaldehyde", "aspirin")

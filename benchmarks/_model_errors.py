@@ -1,7 +1,7 @@
 """Test-set errors of a calculator, as the benchmarks report them: energy MAE and mean signed error per structure
 (meV), force MAE over all components (meV/Å).
 
-Imported by the scripts beside it (``from model_errors import test_set_errors``).
+A helper, not a benchmark: imported by the scripts beside it (``from _model_errors import test_set_errors``).
 """
 
 from __future__ import annotations
